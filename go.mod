@@ -1,0 +1,3 @@
+module github.com/taskagent/taskagent
+
+go 1.26.8
