@@ -1,0 +1,227 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// A change is everything one successful turn wrote: state, reminders and events.
+// The committer makes each change durable as a whole or not at all.
+type change struct {
+	actorType, actorID string
+	state              []stateWrite
+	reminders          []reminderWrite
+	events             []eventWrite
+
+	// Filled in by the committer: the ids the events got.
+	firstEventID int64
+}
+
+type stateWrite struct {
+	key   string
+	value []byte // nil deletes the key
+}
+
+// reminderWrite sets or deletes a reminder. With ifGen set, it applies only while
+// the stored reminder is still that registration: a callback that finished must not
+// delete a reminder that was registered again in the meantime.
+type reminderWrite struct {
+	name   string
+	delete bool
+	due    time.Time
+	period time.Duration
+	data   []byte
+	gen    int64
+	ifGen  int64 // 0: unconditional
+}
+
+type eventWrite struct {
+	topic, typ string
+	time       time.Time
+	data       []byte
+}
+
+type commitRequest struct {
+	c    *change
+	done chan error
+}
+
+// committer owns the writer connection. Turns hand it their changes; it commits
+// every change that arrived while the previous transaction was being written in one
+// transaction (group commit), so a burst of turns on different actors shares one
+// fsync while each caller still returns only once its own change is durable.
+type committer struct {
+	db       *sql.DB
+	log      *slog.Logger
+	requests chan commitRequest
+	stopped  chan struct{}
+
+	nextEventID int64 // owned by the run goroutine
+	maxBatch    int
+	onCommit    func([]*change) // called in commit order, from the run goroutine
+}
+
+func newCommitter(ctx context.Context, db *sql.DB, log *slog.Logger, onCommit func([]*change)) (*committer, error) {
+	var last sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT MAX(id) FROM events`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("read last event id: %w", err)
+	}
+	c := &committer{
+		db:          db,
+		log:         log,
+		requests:    make(chan commitRequest, 1024),
+		stopped:     make(chan struct{}),
+		nextEventID: last.Int64 + 1,
+		maxBatch:    512,
+		onCommit:    onCommit,
+	}
+	go c.run()
+	return c, nil
+}
+
+// commit makes ch durable. It returns when ch is committed or has failed; a
+// cancelled ctx stops the wait but not a commit already under way, so the caller
+// must treat a ctx error as "outcome unknown".
+func (c *committer) commit(ctx context.Context, ch *change) error {
+	req := commitRequest{c: ch, done: make(chan error, 1)}
+	select {
+	case c.requests <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stopped:
+		return errClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops the committer after the changes already handed to it are committed.
+func (c *committer) close() {
+	close(c.requests)
+	<-c.stopped
+}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	batch := make([]commitRequest, 0, c.maxBatch)
+	for req := range c.requests {
+		batch = append(batch[:0], req)
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case r, ok := <-c.requests:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		c.commitBatch(batch)
+	}
+}
+
+func (c *committer) commitBatch(batch []commitRequest) {
+	changes := make([]*change, len(batch))
+	for i, r := range batch {
+		changes[i] = r.c
+	}
+	err := c.write(changes)
+	if err == nil {
+		c.onCommit(changes)
+		for _, r := range batch {
+			r.done <- nil
+		}
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].done <- err
+		return
+	}
+	// One change may have broken the whole transaction; commit them one at a time
+	// so that only that one fails.
+	c.log.Warn("group commit failed; committing its changes one by one", "changes", len(batch), "err", err)
+	for _, r := range batch {
+		err := c.write([]*change{r.c})
+		if err == nil {
+			c.onCommit([]*change{r.c})
+		}
+		r.done <- err
+	}
+}
+
+// write commits changes in one transaction, assigning event ids in order.
+func (c *committer) write(changes []*change) (err error) {
+	ctx := context.Background()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	nextID := c.nextEventID
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	for _, ch := range changes {
+		for _, w := range ch.state {
+			if w.value == nil {
+				_, err = tx.ExecContext(ctx, `DELETE FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`,
+					ch.actorType, ch.actorID, w.key)
+			} else {
+				_, err = tx.ExecContext(ctx, `INSERT INTO actor_state (actor_type, actor_id, key, value) VALUES (?, ?, ?, ?)
+					ON CONFLICT (actor_type, actor_id, key) DO UPDATE SET value = excluded.value`,
+					ch.actorType, ch.actorID, w.key, w.value)
+			}
+			if err != nil {
+				return fmt.Errorf("write state %s/%s %q: %w", ch.actorType, ch.actorID, w.key, err)
+			}
+		}
+		for _, r := range ch.reminders {
+			switch {
+			case r.delete && r.ifGen != 0:
+				_, err = tx.ExecContext(ctx, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`,
+					ch.actorType, ch.actorID, r.name, r.ifGen)
+			case r.delete:
+				_, err = tx.ExecContext(ctx, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ?`,
+					ch.actorType, ch.actorID, r.name)
+			case r.ifGen != 0:
+				_, err = tx.ExecContext(ctx, `UPDATE reminders SET due = ? WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`,
+					r.due.UnixNano(), ch.actorType, ch.actorID, r.name, r.ifGen)
+			default:
+				_, err = tx.ExecContext(ctx, `INSERT INTO reminders (actor_type, actor_id, name, due, period, data, gen) VALUES (?, ?, ?, ?, ?, ?, ?)
+					ON CONFLICT (actor_type, actor_id, name) DO UPDATE SET due = excluded.due, period = excluded.period, data = excluded.data, gen = excluded.gen`,
+					ch.actorType, ch.actorID, r.name, r.due.UnixNano(), int64(r.period), r.data, r.gen)
+			}
+			if err != nil {
+				return fmt.Errorf("write reminder %s/%s %q: %w", ch.actorType, ch.actorID, r.name, err)
+			}
+		}
+		ch.firstEventID = nextID
+		source := ch.actorType + "/" + ch.actorID
+		for _, e := range ch.events {
+			_, err = tx.ExecContext(ctx, `INSERT INTO events (id, topic, type, time, source, data) VALUES (?, ?, ?, ?, ?, ?)`,
+				nextID, e.topic, e.typ, e.time.UnixNano(), source, e.data)
+			if err != nil {
+				return fmt.Errorf("append event %s: %w", e.typ, err)
+			}
+			nextID++
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	c.nextEventID = nextID
+	return nil
+}
+
+var errClosed = errors.New("embedded runtime is closed")

@@ -1,0 +1,364 @@
+// Package embedded is taskagent's in-process runtime: a virtual-actor host whose
+// actors keep their state, reminders and published events in one SQLite database,
+// and the event log that serves those events back. It implements the contract of
+// package actor for a single machine, with nothing else to install.
+//
+// Each actor (type, id) runs one turn at a time. An actor is activated by its first
+// call and deactivated after it has been idle for the idle timeout; deactivation only
+// drops the cached state, so an idle actor costs no goroutine and, once deactivated,
+// no memory. A turn's state writes, reminder changes and events are committed in one
+// transaction (see committer.go), so an event is in the log exactly when the state
+// change that produced it is stored (an outbox).
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskagent/taskagent/internal/actor"
+	"github.com/taskagent/taskagent/internal/errs"
+)
+
+// Options tune a Host. The zero value of each field means its default.
+type Options struct {
+	// IdleTimeout is how long an actor stays active without calls. Default 60 minutes.
+	IdleTimeout time.Duration
+	// ReminderRetry is the first wait before a failed reminder callback runs again;
+	// it doubles with every failure up to ReminderRetryMax. Defaults 1 s and 1 minute.
+	ReminderRetry, ReminderRetryMax time.Duration
+	// MaxConcurrentReminders bounds how many reminder callbacks run at once. Default 64.
+	MaxConcurrentReminders int
+	// Logger receives the host's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Minute
+	}
+	if o.ReminderRetry <= 0 {
+		o.ReminderRetry = time.Second
+	}
+	if o.ReminderRetryMax <= 0 {
+		o.ReminderRetryMax = time.Minute
+	}
+	if o.ReminderRetryMax < o.ReminderRetry {
+		o.ReminderRetryMax = o.ReminderRetry
+	}
+	if o.MaxConcurrentReminders <= 0 {
+		o.MaxConcurrentReminders = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// DBFile is the name of the host's database in its data directory.
+const DBFile = "actors.db"
+
+// Host runs actors in this process. It implements actor.Invoker and is safe for
+// concurrent use.
+type Host struct {
+	opts   Options
+	log    *slog.Logger
+	types  map[string]actor.Type
+	writer *sql.DB
+	reader *sql.DB
+	commit *committer
+	sched  *scheduler
+	events *eventLog
+
+	mu     sync.Mutex
+	active map[actorKey]*activation
+
+	activations atomic.Int64 // activations ever made; for stats and tests
+
+	stop    context.CancelFunc
+	stopCtx context.Context
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+type actorKey struct{ typ, id string }
+
+// activation is an actor in memory: its turn lock and the state it has read so far.
+type activation struct {
+	turn     chan struct{} // holds one token while a turn runs; a channel so waiting honours ctx
+	refs     int           // callers holding or waiting for the turn; guarded by Host.mu
+	lastUsed time.Time     // guarded by Host.mu
+	// cache maps a state key to its stored value; a nil value records that the key
+	// is absent. Only the turn holder touches it.
+	cache map[string][]byte
+}
+
+// Open starts a host for the given actor types with its database in dir (created if
+// missing). Reminders that came due while no host was running fire promptly.
+func Open(ctx context.Context, dir string, types []actor.Type, opts Options) (*Host, error) {
+	opts.setDefaults()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	writer, reader, err := openDB(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{
+		opts:   opts,
+		log:    opts.Logger,
+		types:  make(map[string]actor.Type, len(types)),
+		writer: writer,
+		reader: reader,
+		active: make(map[actorKey]*activation),
+	}
+	for _, t := range types {
+		if t.Name == "" {
+			return nil, errors.New("actor type without a name")
+		}
+		h.types[t.Name] = t
+	}
+	h.stopCtx, h.stop = context.WithCancel(context.Background())
+	h.events = newEventLog(reader)
+	h.sched = newScheduler(h)
+	if err := h.sched.load(ctx); err != nil {
+		h.closeDB()
+		return nil, err
+	}
+	h.commit, err = newCommitter(ctx, writer, h.log, h.committed)
+	if err != nil {
+		h.closeDB()
+		return nil, err
+	}
+	h.events.last.Store(h.commit.nextEventID - 1)
+	h.wg.Add(2)
+	go func() { defer h.wg.Done(); h.sched.run(h.stopCtx) }()
+	go func() { defer h.wg.Done(); h.reapIdle(h.stopCtx) }()
+	return h, nil
+}
+
+// Close stops firing reminders, waits for running turns to finish and closes the
+// database. Calls after Close fail with errs.Unavailable.
+func (h *Host) Close() error {
+	if !h.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	h.stop()
+	h.wg.Wait()
+	// Wait for turns in flight: each holds a ref until it has committed.
+	for {
+		h.mu.Lock()
+		busy := 0
+		for _, a := range h.active {
+			busy += a.refs
+		}
+		h.mu.Unlock()
+		if busy == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.commit.close()
+	h.events.close()
+	return h.closeDB()
+}
+
+func (h *Host) closeDB() error {
+	return errors.Join(h.writer.Close(), h.reader.Close())
+}
+
+// Events returns the host's event log.
+func (h *Host) Events() *EventLog { return &EventLog{h.events} }
+
+// Ready reports whether the host can take calls.
+func (h *Host) Ready(ctx context.Context) error {
+	if h.closed.Load() {
+		return errs.E(errs.Unavailable, "runtime is shutting down")
+	}
+	return h.reader.PingContext(ctx)
+}
+
+// Stats describes the host's actors at one moment.
+type Stats struct {
+	// Active is how many actors are in memory now.
+	Active int `json:"active_actors"`
+	// Activations counts activations since Open.
+	Activations int64 `json:"activations"`
+	// Reminders is how many reminders are registered.
+	Reminders int `json:"reminders"`
+}
+
+// Stats returns the host's current figures.
+func (h *Host) Stats() Stats {
+	h.mu.Lock()
+	n := len(h.active)
+	h.mu.Unlock()
+	return Stats{Active: n, Activations: h.activations.Load(), Reminders: h.sched.count()}
+}
+
+// Invoke calls method on the actor (actorType, actorID) with input, in a turn of its
+// own. It implements actor.Invoker.
+func (h *Host) Invoke(ctx context.Context, actorType, actorID, method string, input []byte) ([]byte, error) {
+	typ, ok := h.types[actorType]
+	if !ok {
+		return nil, errs.E(errs.NotFound, "no actor type %q", actorType)
+	}
+	m, ok := typ.Methods[method]
+	if !ok {
+		return nil, errs.E(errs.NotFound, "actor type %s has no method %q", actorType, method)
+	}
+	var out []byte
+	err := h.inTurn(ctx, actorKey{actorType, actorID}, nil, func(t *turn) error {
+		var err error
+		out, err = m(ctx, t, input)
+		return err
+	})
+	return out, err
+}
+
+// Deactivate drops the actor's in-memory state so that its next call activates it
+// again from the store, as the idle timeout would. It waits for a running turn to
+// finish. It reports whether the actor was active.
+func (h *Host) Deactivate(ctx context.Context, actorType, actorID string) (bool, error) {
+	k := actorKey{actorType, actorID}
+	a := h.acquire(k)
+	select {
+	case a.turn <- struct{}{}:
+	case <-ctx.Done():
+		h.release(k, a)
+		return false, ctx.Err()
+	}
+	h.mu.Lock()
+	a.refs--
+	was := h.active[k] == a && a.cache != nil
+	if a.refs == 0 {
+		delete(h.active, k)
+	}
+	a.cache = nil
+	h.mu.Unlock()
+	<-a.turn
+	return was, nil
+}
+
+// inTurn runs f as a turn of the actor k and commits what it wrote when it succeeds.
+// extra, when not nil, is added to the turn's change before commit (reminder
+// bookkeeping). Panics in f become Internal errors.
+func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f func(*turn) error) (err error) {
+	if h.closed.Load() {
+		return errs.E(errs.Unavailable, "runtime is shutting down")
+	}
+	a := h.acquire(k)
+	defer h.release(k, a)
+	select {
+	case a.turn <- struct{}{}:
+	case <-ctx.Done():
+		return errs.E(errs.Unavailable, "waiting for actor %s/%s: %v", k.typ, k.id, ctx.Err())
+	}
+	defer func() { <-a.turn }()
+	if a.cache == nil {
+		a.cache = make(map[string][]byte)
+		h.activations.Add(1)
+	}
+
+	t := &turn{host: h, key: k, act: a, now: h.opts.Now()}
+	if err := runGuarded(f, t); err != nil {
+		return err
+	}
+	ch := t.change()
+	if extra != nil {
+		extra(ch)
+	}
+	if ch.empty() {
+		return nil
+	}
+	if err := h.commit.commit(ctx, ch); err != nil {
+		// The outcome of a commit whose wait was cut short is unknown: forget the
+		// cache so that the next turn reads what is really stored.
+		clear(a.cache)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return errs.E(errs.Unavailable, "commit for actor %s/%s: %v", k.typ, k.id, err)
+		}
+		return fmt.Errorf("commit for actor %s/%s: %w", k.typ, k.id, err)
+	}
+	for _, w := range ch.state {
+		a.cache[w.key] = w.value
+	}
+	return nil
+}
+
+func runGuarded(f func(*turn) error, t *turn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.host.log.Error("actor turn panicked", "actor_type", t.key.typ, "actor_id", t.key.id, "panic", r, "stack", string(debug.Stack()))
+			err = errs.E(errs.Internal, "actor %s/%s failed", t.key.typ, t.key.id)
+		}
+	}()
+	return f(t)
+}
+
+func (h *Host) acquire(k actorKey) *activation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, ok := h.active[k]
+	if !ok {
+		a = &activation{turn: make(chan struct{}, 1)}
+		h.active[k] = a
+	}
+	a.refs++
+	return a
+}
+
+func (h *Host) release(k actorKey, a *activation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a.refs--
+	a.lastUsed = h.opts.Now()
+}
+
+// committed runs in the committer, in commit order, after a transaction is durable.
+func (h *Host) committed(changes []*change) {
+	var last int64
+	for _, ch := range changes {
+		h.sched.applied(ch)
+		if n := len(ch.events); n > 0 {
+			last = ch.firstEventID + int64(n) - 1
+		}
+	}
+	if last > 0 {
+		h.events.advance(last)
+	}
+}
+
+// reapIdle deactivates actors idle for longer than the idle timeout.
+func (h *Host) reapIdle(ctx context.Context) {
+	every := min(h.opts.IdleTimeout/2, time.Minute)
+	tick := time.NewTicker(max(every, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cutoff := h.opts.Now().Add(-h.opts.IdleTimeout)
+		h.mu.Lock()
+		for k, a := range h.active {
+			if a.refs == 0 && a.lastUsed.Before(cutoff) {
+				delete(h.active, k)
+			}
+		}
+		h.mu.Unlock()
+	}
+}

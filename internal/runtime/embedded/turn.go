@@ -1,0 +1,126 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskagent/taskagent/internal/actor"
+	"github.com/taskagent/taskagent/internal/errs"
+)
+
+// turn implements actor.Turn for one call. It buffers every write until the host
+// commits them.
+type turn struct {
+	host *Host
+	key  actorKey
+	act  *activation
+	now  time.Time
+
+	writes    map[string][]byte // nil value: delete
+	order     []string          // keys of writes in first-written order
+	reminders []reminderWrite
+	events    []eventWrite
+}
+
+var _ actor.Turn = (*turn)(nil)
+
+func (t *turn) ActorID() string { return t.key.id }
+func (t *turn) Now() time.Time  { return t.now }
+
+func (t *turn) Get(ctx context.Context, key string, v any) (bool, error) {
+	b, ok := t.writes[key]
+	if !ok {
+		var err error
+		if b, ok = t.act.cache[key]; !ok {
+			if b, err = t.host.load(ctx, t.key, key); err != nil {
+				return false, err
+			}
+			t.act.cache[key] = b
+		}
+	}
+	if b == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("decode state %q of %s/%s: %w", key, t.key.typ, t.key.id, err)
+	}
+	return true, nil
+}
+
+func (t *turn) Set(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode state %q: %w", key, err)
+	}
+	t.write(key, b)
+	return nil
+}
+
+func (t *turn) Delete(key string) { t.write(key, nil) }
+
+func (t *turn) write(key string, b []byte) {
+	if t.writes == nil {
+		t.writes = make(map[string][]byte)
+	}
+	if _, ok := t.writes[key]; !ok {
+		t.order = append(t.order, key)
+	}
+	t.writes[key] = b
+}
+
+func (t *turn) SetReminder(name string, r actor.Reminder) {
+	t.reminders = append(t.reminders, reminderWrite{
+		name:   name,
+		due:    r.Due,
+		period: max(r.Period, 0),
+		data:   r.Data,
+		gen:    t.host.sched.nextGen(),
+	})
+}
+
+func (t *turn) DeleteReminder(name string) {
+	t.reminders = append(t.reminders, reminderWrite{name: name, delete: true})
+}
+
+func (t *turn) Publish(topic, eventType string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", eventType, err)
+	}
+	t.events = append(t.events, eventWrite{topic: topic, typ: eventType, time: t.now.UTC(), data: b})
+	return nil
+}
+
+// change collects the turn's buffered writes, in the order they were made.
+func (t *turn) change() *change {
+	ch := &change{actorType: t.key.typ, actorID: t.key.id, reminders: t.reminders, events: t.events}
+	for _, k := range t.order {
+		ch.state = append(ch.state, stateWrite{key: k, value: t.writes[k]})
+	}
+	return ch
+}
+
+func (c *change) empty() bool {
+	return len(c.state) == 0 && len(c.reminders) == 0 && len(c.events) == 0
+}
+
+// load reads one state key from the store; a missing key is a nil value.
+func (h *Host) load(ctx context.Context, k actorKey, key string) ([]byte, error) {
+	var b []byte
+	err := h.reader.QueryRowContext(ctx, `SELECT value FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`,
+		k.typ, k.id, key).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errs.E(errs.Unavailable, "read state %q of %s/%s: %v", key, k.typ, k.id, err)
+	}
+	if b == nil {
+		b = []byte{} // stored but empty: keep it distinct from "absent"
+	}
+	return b, nil
+}
