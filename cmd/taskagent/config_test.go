@@ -1,0 +1,49 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	env := map[string]string{
+		"TASKAGENT_ADDR":               ":9000",
+		"TASKAGENT_DATA_DIR":           "/var/lib/taskagent",
+		"TASKAGENT_ACTOR_IDLE_TIMEOUT": "5m",
+	}
+	cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:7000"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:7000" {
+		t.Errorf("addr = %q, want the flag's value over the environment's", cfg.Addr)
+	}
+	if cfg.DataDir != "/var/lib/taskagent" {
+		t.Errorf("data dir = %q, want the environment's", cfg.DataDir)
+	}
+	if cfg.ActorIdleTime != 5*time.Minute {
+		t.Errorf("idle timeout = %v, want 5m", cfg.ActorIdleTime)
+	}
+	if cfg.ChatHistory != 10 {
+		t.Errorf("chat history = %d, want the default 10", cfg.ChatHistory)
+	}
+}
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"TASKAGENT_CHAT_HISTORY": "many", "TASKAGENT_ACTOR_IDLE_TIMEOUT": "soon"}
+	_, err := parseServeConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("bad environment accepted")
+	}
+	for _, want := range []string{"TASKAGENT_CHAT_HISTORY", "TASKAGENT_ACTOR_IDLE_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	_, err = parseServeConfig([]string{"--chat-history", "0", "--log-format", "xml"}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "chat-history") || !strings.Contains(err.Error(), "log-format") {
+		t.Fatalf("got %v, want both chat-history and log-format named", err)
+	}
+}
