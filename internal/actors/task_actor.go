@@ -33,12 +33,13 @@ func TaskActor() actor.Type {
 	return actor.Type{
 		Name: TaskActorType,
 		Methods: map[string]actor.Method{
-			MethodCreateTask:   actor.Typed(createTask),
-			MethodGetTask:      actor.Typed(getTask),
-			MethodUpdateStatus: actor.Typed(updateStatus),
-			MethodAssignTask:   actor.Typed(assignTask),
-			MethodUnassignTask: actor.Typed(unassignTask),
-			MethodSetDeadline:  actor.Typed(setDeadline),
+			MethodCreateTask:         actor.Typed(createTask),
+			MethodGetTask:            actor.Typed(getTask),
+			MethodUpdateStatus:       actor.Typed(updateStatus),
+			MethodAssignTask:         actor.Typed(assignTask),
+			MethodUnassignTask:       actor.Typed(unassignTask),
+			MethodSetDeadline:        actor.Typed(setDeadline),
+			MethodRecordNotification: actor.Typed(recordNotification),
 		},
 		Remind: remindTask,
 	}
