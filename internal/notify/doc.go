@@ -1,0 +1,18 @@
+// Package notify is how the task-processing workflow tells an assignee about a task.
+//
+// It sits beside the domain: it knows the error vocabulary (internal/errs) and
+// nothing of actors, workflows or runtimes. The workflow's notify activity calls a
+// Notifier; the HTTP API reads a Service's Status for GET /notifier; cmd builds the
+// Service from configuration with New.
+//
+// The seed tutorial failed 20% of notifications at random to show saga compensation.
+// Here delivery is real (a log line plus an event, or a webhook), failures are
+// classified (errs.Unavailable: retry may work; errs.Invalid: do not retry), a circuit
+// breaker stops a dead service from turning every workflow into a slow chain of
+// retries and compensations, and failures for demos and tests are injected on purpose
+// (FaultInjector), per assignee or at a chosen rate.
+//
+// A Service is the chain Breaker(FaultInjector(base)): injected failures are
+// transient failures as far as the breaker can tell, so a demo that fails one
+// assignee's notifications shows the circuit opening for everyone.
+package notify
