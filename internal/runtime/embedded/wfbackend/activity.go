@@ -1,0 +1,138 @@
+package wfbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
+)
+
+// GetActivityWorkItem implements backend.Backend. It hands out the oldest
+// scheduled activity, blocking while there is none or while the backend is
+// stopped (see WithWorkItemWait); it returns ctx.Err() if ctx ends first, and
+// backend.ErrNoWorkItems when the wait bound passes.
+func (b *Backend) GetActivityWorkItem(ctx context.Context) (*backend.ActivityWorkItem, error) {
+	var deadline <-chan time.Time
+	for {
+		// ctx first: v0.5.0's worker stops polling only on ctx's error.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		if err := b.usableLocked(); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		if a, ok := b.actQueue.pop(); ok && !b.stopped {
+			a.token = b.newToken()
+			b.activeActs[a.id] = a
+			b.mu.Unlock()
+			return &backend.ActivityWorkItem{
+				SequenceNumber: a.id,
+				InstanceID:     api.InstanceID(a.instanceID),
+				NewEvent:       a.e,
+				LockedBy:       a.token,
+			}, nil
+		} else if ok {
+			b.actQueue.pushFront(a)
+		}
+		if b.opts.wait == 0 {
+			b.mu.Unlock()
+			return nil, backend.ErrNoWorkItems
+		}
+		wake := b.actSignal.wait()
+		b.mu.Unlock()
+		if b.opts.wait > 0 && deadline == nil {
+			t := time.NewTimer(b.opts.wait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			return nil, backend.ErrNoWorkItems
+		}
+	}
+}
+
+// heldActivity returns the activity wi refers to if wi still holds its lock.
+func (b *Backend) heldActivity(wi *backend.ActivityWorkItem) (*activity, bool) {
+	a := b.activeActs[wi.SequenceNumber]
+	if a == nil || a.token != wi.LockedBy || a.instanceID != string(wi.InstanceID) {
+		return nil, false
+	}
+	return a, true
+}
+
+// CompleteActivityWorkItem implements backend.Backend: it deletes the activity
+// and queues its result (wi.Result) for the orchestration in one transaction.
+// It returns backend.ErrWorkItemLockLost if wi no longer holds the activity
+// (it was abandoned). A result for an instance that has finished, or was
+// purged or replaced, meanwhile is dropped.
+func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.ActivityWorkItem) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if wi == nil || wi.Result == nil {
+		return errors.New("complete activity work item: no result")
+	}
+	b.mu.Lock()
+	_, ok := b.heldActivity(wi)
+	b.mu.Unlock()
+	if !ok {
+		return backend.ErrWorkItemLockLost
+	}
+	id := string(wi.InstanceID)
+	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
+		// The row is the arbiter: it is gone if the instance was purged or
+		// replaced, in this transaction or before.
+		res, err := b.w.deleteActivity.Exec(id, wi.SequenceNumber)
+		if err != nil {
+			return fmt.Errorf("delete activity %s/%d: %w", id, wi.SequenceNumber, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("delete activity %s/%d: %w", id, wi.SequenceNumber, err)
+		}
+		eff.activityDone = wi.SequenceNumber
+		if n == 0 {
+			return nil
+		}
+		status, exists, err := tx.instanceStatus(id)
+		if err != nil {
+			return err
+		}
+		if !exists || isTerminal(status) {
+			return nil
+		}
+		return tx.insertInbox(eff, id, wi.Result, 0)
+	}})
+}
+
+// AbandonActivityWorkItem implements backend.Backend: the activity goes back to
+// the head of the queue at once. It returns backend.ErrWorkItemLockLost if wi
+// no longer holds the activity.
+func (b *Backend) AbandonActivityWorkItem(ctx context.Context, wi *backend.ActivityWorkItem) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if wi == nil {
+		return errors.New("abandon activity work item: nil work item")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.heldActivity(wi)
+	if !ok {
+		return backend.ErrWorkItemLockLost
+	}
+	delete(b.activeActs, a.id)
+	a.token = ""
+	b.actQueue.pushFront(a)
+	b.actSignal.broadcast()
+	return nil
+}

@@ -1,0 +1,278 @@
+package wfbackend
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/task"
+)
+
+// sleeper waits on a durable timer of the duration given as input (ms).
+func registerSleeper(r *task.TaskRegistry) error {
+	return r.AddOrchestratorN("Sleeper", func(ctx *task.OrchestrationContext) (any, error) {
+		var ms int
+		if err := ctx.GetInput(&ms); err != nil {
+			return nil, err
+		}
+		if err := ctx.CreateTimer(time.Duration(ms) * time.Millisecond).Await(nil); err != nil {
+			return nil, err
+		}
+		return "woke", nil
+	})
+}
+
+func TestTimerSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	ctx := testCtx(t, 20*time.Second)
+
+	be1, err := Open(path, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, stop, err := runWorker(be1, newRegistry(t, registerSleeper), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	id, err := client.ScheduleNewOrchestration(ctx, "Sleeper", api.WithInput(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RUNNING means the first turn, and with it the timer, is committed.
+	waitFor(t, 5*time.Second, "the first turn", func() bool {
+		md, err := be1.GetOrchestrationMetadata(ctx, id)
+		return err == nil && md.RuntimeStatus == api.RUNTIME_STATUS_RUNNING
+	})
+	stop()
+	if err := be1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	be2 := openAt(t, path)
+	if be2.timers.Len() != 1 {
+		t.Fatalf("reopened store has %d timers, want 1", be2.timers.Len())
+	}
+	startWorker(t, be2, newRegistry(t, registerSleeper))
+	md := waitDone(t, be2, id, 10*time.Second)
+	if md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != `"woke"` {
+		t.Fatalf("got %v output %s, want COMPLETED with \"woke\"", md.RuntimeStatus, md.SerializedOutput)
+	}
+	if elapsed := time.Since(created); elapsed < time.Second || elapsed > 2*time.Second {
+		t.Errorf("1s timer across a restart completed after %v, want 1s to 2s", elapsed)
+	}
+}
+
+func TestLockedWorkIsFreeAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	ctx := context.Background()
+	ex := task.NewTaskExecutor(contractRegistry(t))
+
+	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One locked activity, one locked orchestration work item, then the
+	// process "dies": nothing is completed or abandoned.
+	mustCreate(t, be1, "CallsActivity", "act")
+	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
+	if _, err := be1.GetActivityWorkItem(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, be1, defaultName, "orch")
+	lost := mustGetOrch(t, be1, "orch")
+	if err := be1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	be2 := openAt(t, path, WithWorkItemWait(0))
+	// Available at once: no lock expiry to wait for.
+	awi, err := be2.GetActivityWorkItem(ctx)
+	if err != nil || awi.InstanceID != "act" {
+		t.Fatalf("activity after reopen = %v, %v; want the locked one", awi, err)
+	}
+	wi := mustGetOrch(t, be2, "orch")
+	if len(wi.NewEvents) != 1 || wi.NewEvents[0].GetExecutionStarted() == nil {
+		t.Fatalf("orchestration events after reopen = %v", wi.NewEvents)
+	}
+	// The dead process's lock token means nothing to the new one.
+	if err := be2.AbandonOrchestrationWorkItem(ctx, lost); err == nil {
+		t.Error("abandon with the previous process's lock succeeded, want ErrWorkItemLockLost")
+	}
+	runTurn(t, be2, ex, wi)
+	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := be2.CompleteActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	runTurn(t, be2, ex, mustGetOrch(t, be2, "act"))
+	for _, id := range []api.InstanceID{"act", "orch"} {
+		md, err := be2.GetOrchestrationMetadata(ctx, id)
+		if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+			t.Errorf("%s = %+v, %v; want COMPLETED", id, md, err)
+		}
+	}
+}
+
+// The crash tests re-run this test binary as a child process that starts a
+// workflow on a database file and is SIGKILLed at a chosen point; the parent
+// then reopens the file and must see the workflow complete.
+const (
+	crashDBEnv   = "WFBACKEND_CRASH_DB"
+	crashModeEnv = "WFBACKEND_CRASH_MODE"
+	crashReady   = "WFBACKEND-CRASH-READY"
+	crashID      = "crash-1"
+)
+
+// registerCrashFlow registers a workflow with a 1s durable timer followed by
+// an activity. hang is the activity's body: the child's blocks, the parent's
+// returns.
+func registerCrashFlow(hang func() error) func(r *task.TaskRegistry) error {
+	return func(r *task.TaskRegistry) error {
+		return errors.Join(
+			r.AddOrchestratorN("CrashFlow", func(ctx *task.OrchestrationContext) (any, error) {
+				if err := ctx.CreateTimer(time.Second).Await(nil); err != nil {
+					return nil, err
+				}
+				var out string
+				err := ctx.CallActivity("Hang").Await(&out)
+				return out, err
+			}),
+			r.AddActivityN("Hang", func(ctx task.ActivityContext) (any, error) {
+				return "survived", hang()
+			}),
+		)
+	}
+}
+
+// TestCrashChild is the child process of TestCrashRecovery; on its own it
+// skips.
+func TestCrashChild(t *testing.T) {
+	path := os.Getenv(crashDBEnv)
+	if path == "" {
+		t.Skip("helper process for TestCrashRecovery")
+	}
+	mode := os.Getenv(crashModeEnv)
+	ready := func() { fmt.Println(crashReady) }
+	be, err := Open(path, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _, err := runWorker(be, newRegistry(t, registerCrashFlow(func() error {
+		if mode == "activity" {
+			ready() // the activity is running, so it is locked
+		}
+		select {} // until SIGKILL
+	})), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id, err := client.ScheduleNewOrchestration(ctx, "CrashFlow", api.WithInstanceID(crashID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode == "timer" {
+		for {
+			md, err := be.GetOrchestrationMetadata(ctx, id)
+			if err == nil && md.RuntimeStatus == api.RUNTIME_STATUS_RUNNING {
+				break // the timer is durable
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ready()
+	}
+	select {} // until SIGKILL
+}
+
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, mode := range []string{"timer", "activity"} {
+		t.Run("killed during "+mode, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "wf.db")
+			killed := runCrashChild(t, path, mode)
+
+			reopened := time.Now()
+			be := openAt(t, path)
+			startWorker(t, be, newRegistry(t, registerCrashFlow(func() error { return nil })))
+			md := waitDone(t, be, crashID, 15*time.Second)
+			if md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != `"survived"` {
+				t.Fatalf("got %v output %s (failure %v), want COMPLETED with \"survived\"",
+					md.RuntimeStatus, md.SerializedOutput, md.FailureDetails)
+			}
+			// The timer fires when it was due, not earlier and not a restart
+			// later; a locked activity is redone at once, not after a lock
+			// timeout.
+			if age := md.LastUpdatedAt.Sub(md.CreatedAt); age < time.Second {
+				t.Errorf("completed %v after creation, before the 1s timer was due", age)
+			}
+			switch mode {
+			case "timer":
+				if late := md.LastUpdatedAt.Sub(md.CreatedAt.Add(time.Second)); late > time.Second {
+					t.Errorf("completed %v after the timer was due", late)
+				}
+			case "activity":
+				if d := time.Since(reopened); d > 2*time.Second {
+					t.Errorf("the interrupted activity took %v after reopening to complete", d)
+				}
+			}
+			t.Logf("killed %v; reopened and completed after %v", killed.Round(time.Millisecond),
+				time.Since(reopened).Round(time.Millisecond))
+		})
+	}
+}
+
+// runCrashChild starts the child, waits for it to report ready, SIGKILLs it
+// and returns how long it ran.
+func runCrashChild(t *testing.T, path, mode string) time.Duration {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), crashDBEnv+"="+path, crashModeEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == crashReady {
+				ready <- true
+				return
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("child exited before it was ready")
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("child not ready after 30s")
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no cleanup runs
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	return time.Since(start)
+}

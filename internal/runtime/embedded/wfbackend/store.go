@@ -1,0 +1,356 @@
+package wfbackend
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// schemaVersion is stored in PRAGMA user_version so that a later schema change
+// can recognise (and migrate) files written by this one.
+const schemaVersion = 1
+
+// schema holds the durable state. Times are Unix nanoseconds (integers compare
+// and index cheaply and round-trip exactly). Statuses are the numeric values of
+// the OrchestrationStatus protobuf enum, which is a stable wire contract.
+//
+// Tables keyed by instance first are WITHOUT ROWID so that one B-tree serves
+// both point deletes (instance, id) and per-instance range deletes (purge).
+// No lock columns exist: locks live only in memory (see doc.go, Ownership).
+const schema = `
+CREATE TABLE IF NOT EXISTS instances (
+	instance_id   TEXT    NOT NULL PRIMARY KEY,
+	name          TEXT    NOT NULL,
+	version       TEXT    NOT NULL DEFAULT '',
+	execution_id  TEXT    NOT NULL DEFAULT '',
+	parent_id     TEXT,
+	status        INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	completed_at  INTEGER,
+	input         TEXT,
+	output        TEXT,
+	custom_status TEXT,
+	failure       BLOB
+) WITHOUT ROWID;
+
+-- history holds an instance's events in chunks, one row per orchestration turn:
+-- seq is the index of the chunk's first event in the instance's history, so
+-- ordering by seq yields the events in order. A chunk is a sequence of
+-- length-prefixed protobuf HistoryEvent messages (see codec.go). One row per
+-- turn instead of one per event keeps a turn's history write to one insert.
+CREATE TABLE IF NOT EXISTS history (
+	instance_id TEXT    NOT NULL,
+	seq         INTEGER NOT NULL,
+	events      BLOB    NOT NULL,
+	PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
+
+-- inbox holds events not yet consumed by an orchestration turn: new instances'
+-- ExecutionStarted, activity results, external events, messages from other
+-- instances and durable timers. due_at is 0 for events visible at once and the
+-- fire time for timers (and for delayed starts).
+CREATE TABLE IF NOT EXISTS inbox (
+	instance_id TEXT    NOT NULL,
+	id          INTEGER NOT NULL,
+	due_at      INTEGER NOT NULL,
+	event       BLOB    NOT NULL,
+	PRIMARY KEY (instance_id, id)
+) WITHOUT ROWID;
+
+-- activities holds scheduled activity tasks (TaskScheduled events) not yet
+-- completed.
+CREATE TABLE IF NOT EXISTS activities (
+	instance_id TEXT    NOT NULL,
+	id          INTEGER NOT NULL,
+	event       BLOB    NOT NULL,
+	PRIMARY KEY (instance_id, id)
+) WITHOUT ROWID;
+`
+
+// writerStmts are the statements the committer runs, prepared once on the
+// single writer connection.
+type writerStmts struct {
+	begin, commit, rollback *sql.Stmt
+
+	selectStatus   *sql.Stmt
+	insertInstance *sql.Stmt
+	updateInstance *sql.Stmt
+	deleteInstance *sql.Stmt
+
+	insertHistory      *sql.Stmt
+	deleteHistory      *sql.Stmt
+	insertInbox        *sql.Stmt
+	deleteInbox        *sql.Stmt
+	deleteInstInbox    *sql.Stmt
+	insertActivity     *sql.Stmt
+	deleteActivity     *sql.Stmt
+	deleteInstActivity *sql.Stmt
+}
+
+// namedStmt pairs a statement field with its SQL, so that preparing and
+// closing walk one list.
+type namedStmt struct {
+	dst **sql.Stmt
+	sql string
+}
+
+func (s *writerStmts) list() []namedStmt {
+	return []namedStmt{
+		// IMMEDIATE takes the write lock at BEGIN: with one writer it never
+		// waits, and it turns a foreign writer (see doc.go, Ownership) into a
+		// clear SQLITE_BUSY at BEGIN instead of a failure halfway through.
+		{&s.begin, `BEGIN IMMEDIATE`},
+		{&s.commit, `COMMIT`},
+		{&s.rollback, `ROLLBACK`},
+		{&s.selectStatus, `SELECT status FROM instances WHERE instance_id = ?`},
+		{&s.insertInstance, `INSERT INTO instances
+			(instance_id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		// One statement for every turn: the CASE arms keep the columns a turn
+		// does not change, so there is one prepared statement, not a family.
+		{&s.updateInstance, `UPDATE instances SET
+			status = ?2,
+			updated_at = ?3,
+			custom_status = COALESCE(?4, custom_status),
+			input = CASE WHEN ?5 THEN ?6 ELSE input END,
+			created_at = COALESCE(?7, created_at),
+			completed_at = ?8,
+			output = ?9,
+			failure = ?10
+			WHERE instance_id = ?1`},
+		{&s.deleteInstance, `DELETE FROM instances WHERE instance_id = ?`},
+		{&s.insertHistory, `INSERT INTO history (instance_id, seq, events) VALUES (?, ?, ?)`},
+		{&s.deleteHistory, `DELETE FROM history WHERE instance_id = ?`},
+		{&s.insertInbox, `INSERT INTO inbox (instance_id, id, due_at, event) VALUES (?, ?, ?, ?)`},
+		{&s.deleteInbox, `DELETE FROM inbox WHERE instance_id = ? AND id = ?`},
+		{&s.deleteInstInbox, `DELETE FROM inbox WHERE instance_id = ?`},
+		{&s.insertActivity, `INSERT INTO activities (instance_id, id, event) VALUES (?, ?, ?)`},
+		{&s.deleteActivity, `DELETE FROM activities WHERE instance_id = ? AND id = ?`},
+		{&s.deleteInstActivity, `DELETE FROM activities WHERE instance_id = ?`},
+	}
+}
+
+// readerStmts are the queries served by the read pool, so that reads never
+// wait behind the committer.
+type readerStmts struct {
+	metadata *sql.Stmt
+	history  *sql.Stmt
+}
+
+// dsn builds a modernc.org/sqlite DSN. The pragmas run on every new connection
+// of a pool, which is what per-connection settings (synchronous, busy_timeout,
+// cache_size) need.
+func dsn(path string, pragmas ...string) string {
+	v := url.Values{}
+	for _, p := range pragmas {
+		v.Add("_pragma", p)
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
+}
+
+// openStore opens the writer connection and the read pool, creates the schema
+// and prepares the statements.
+func (b *Backend) openStore(ctx context.Context, path string) error {
+	wdb, err := sql.Open("sqlite", dsn(path,
+		"busy_timeout(5000)",
+		"journal_mode(WAL)",
+		// FULL: every acknowledged commit survives power loss, not only a
+		// process crash. Group commit pays for the extra fsync.
+		"synchronous(FULL)",
+		"cache_size(-32000)",
+		"temp_store(MEMORY)",
+	))
+	if err != nil {
+		return fmt.Errorf("open writer: %w", err)
+	}
+	// One writer: SQLite serialises writers anyway, and one connection lets
+	// the committer keep statements prepared and transactions explicit.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	b.wdb = wdb
+
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("open writer: %w", err)
+	}
+	b.wconn = conn
+
+	var version int
+	if err := conn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this program's %d", version, schemaVersion)
+	}
+	if _, err := conn.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("journal mode is %q, want wal (is the path on a file system that supports WAL?)", mode)
+	}
+
+	for _, s := range b.w.list() {
+		stmt, err := conn.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", s.sql, err)
+		}
+		*s.dst = stmt
+	}
+
+	rdb, err := sql.Open("sqlite", dsn(path,
+		"busy_timeout(5000)",
+		"query_only(1)",
+		"cache_size(-8000)",
+	))
+	if err != nil {
+		return fmt.Errorf("open readers: %w", err)
+	}
+	rdb.SetMaxOpenConns(b.opts.readers)
+	rdb.SetMaxIdleConns(b.opts.readers)
+	b.rdb = rdb
+	if b.r.metadata, err = rdb.PrepareContext(ctx, `SELECT name, status, created_at, updated_at,
+		input, output, custom_status, failure FROM instances WHERE instance_id = ?`); err != nil {
+		return fmt.Errorf("prepare metadata query: %w", err)
+	}
+	if b.r.history, err = rdb.PrepareContext(ctx,
+		`SELECT events FROM history WHERE instance_id = ? ORDER BY seq`); err != nil {
+		return fmt.Errorf("prepare history query: %w", err)
+	}
+	return nil
+}
+
+// closeStore closes statements and connections; errors are joined so that one
+// failure does not leak the rest.
+func (b *Backend) closeStore() error {
+	var errs []error
+	for _, s := range b.w.list() {
+		if *s.dst != nil {
+			errs = append(errs, (*s.dst).Close())
+		}
+	}
+	for _, s := range []*sql.Stmt{b.r.metadata, b.r.history} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if b.wconn != nil {
+		errs = append(errs, b.wconn.Close())
+	}
+	if b.wdb != nil {
+		errs = append(errs, b.wdb.Close())
+	}
+	if b.rdb != nil {
+		errs = append(errs, b.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// loadedEvent is an inbox row read at start-up.
+type loadedEvent struct {
+	instanceID string
+	id         int64
+	dueAt      int64
+	event      []byte
+}
+
+// loadState rebuilds the in-memory queues from the database. Nothing is locked
+// on disk, so everything found is available at once: this is the crash
+// recovery.
+func (b *Backend) loadState(ctx context.Context) error {
+	var maxID int64
+	for _, q := range []string{`SELECT COALESCE(MAX(id), 0) FROM inbox`, `SELECT COALESCE(MAX(id), 0) FROM activities`} {
+		var n int64
+		if err := b.wconn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("read max id: %w", err)
+		}
+		maxID = max(maxID, n)
+	}
+	b.nextID = maxID
+
+	rows, err := b.wconn.QueryContext(ctx, `SELECT instance_id, id, due_at, event FROM inbox ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("load inbox: %w", err)
+	}
+	var inbox []loadedEvent
+	for rows.Next() {
+		var le loadedEvent
+		if err := rows.Scan(&le.instanceID, &le.id, &le.dueAt, &le.event); err != nil {
+			rows.Close()
+			return fmt.Errorf("load inbox: %w", err)
+		}
+		inbox = append(inbox, le)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("load inbox: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load inbox: %w", err)
+	}
+
+	type loadedActivity struct {
+		instanceID string
+		id         int64
+		event      []byte
+	}
+	var acts []loadedActivity
+	rows, err = b.wconn.QueryContext(ctx, `SELECT instance_id, id, event FROM activities ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("load activities: %w", err)
+	}
+	for rows.Next() {
+		var la loadedActivity
+		if err := rows.Scan(&la.instanceID, &la.id, &la.event); err != nil {
+			rows.Close()
+			return fmt.Errorf("load activities: %w", err)
+		}
+		acts = append(acts, la)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("load activities: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load activities: %w", err)
+	}
+
+	now := b.now().UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Timers first: a delayed ExecutionStarted must gate its instance before
+	// the instance's other (already visible) events make it runnable.
+	for pass := 0; pass < 2; pass++ {
+		for _, le := range inbox {
+			if (pass == 0) != (le.dueAt > now) {
+				continue
+			}
+			e, err := unmarshalEvent(le.event)
+			if err != nil {
+				return fmt.Errorf("load inbox event %s/%d: %w", le.instanceID, le.id, err)
+			}
+			b.deliverLocked(le.instanceID, inboxEvent{id: le.id, e: e}, le.dueAt, now)
+		}
+	}
+	for _, la := range acts {
+		e, err := unmarshalEvent(la.event)
+		if err != nil {
+			return fmt.Errorf("load activity %s/%d: %w", la.instanceID, la.id, err)
+		}
+		b.actQueue.push(&activity{id: la.id, instanceID: la.instanceID, e: e})
+	}
+	b.log.Info("workflow store loaded", "path", b.path,
+		"inbox_events", len(inbox), "activities", len(acts), "timers", b.timers.Len())
+	return nil
+}
