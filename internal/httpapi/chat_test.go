@@ -45,8 +45,27 @@ func TestChat(t *testing.T) {
 		t.Errorf("history after clearing (-want +got):\n%s", diff)
 	}
 	// Clearing an empty history is no error.
+	last := a.lastEventID()
 	if r := a.do("DELETE", "/chat/alice/history", ""); r.status != http.StatusNoContent {
 		t.Errorf("second DELETE: status %d, want 204", r.status)
+	}
+	// ... and publishes nothing.
+	a.wantNoEvents(t, last)
+
+	// Each exchange was published with its messages, then the clearing without any;
+	// reading bob's empty history published nothing.
+	var published []actors.ConversationEvent
+	for _, e := range a.eventsAfter(t, 0) {
+		published = append(published, conversationEventOf(t, e))
+	}
+	now := a.clock.Now()
+	wantPublished := []actors.ConversationEvent{
+		{EventType: actors.EventConversationUpdated, UserID: "alice", UserMessage: &ex.User, AssistantMessage: &ex.Assistant, Timestamp: ex.Assistant.Timestamp},
+		{EventType: actors.EventConversationUpdated, UserID: "alice", UserMessage: &ex2.User, AssistantMessage: &ex2.Assistant, Timestamp: ex2.Assistant.Timestamp},
+		{EventType: actors.EventConversationCleared, UserID: "alice", Timestamp: now},
+	}
+	if diff := cmp.Diff(wantPublished, published); diff != "" {
+		t.Errorf("conversation events (-want +got):\n%s", diff)
 	}
 }
 
@@ -80,12 +99,14 @@ func TestChatBadRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := decode[historyResponse](t, a.do("GET", "/chat/alice/history", ""), http.StatusOK)
+			last := a.lastEventID()
 			r := a.do(c.method, c.path, c.body, contentType(c.contentType)...)
 			wantError(t, r, c.status, c.code, c.field)
 			after := decode[historyResponse](t, a.do("GET", "/chat/alice/history", ""), http.StatusOK)
 			if diff := cmp.Diff(before, after); diff != "" {
 				t.Errorf("history changed by a refused request (-before +after):\n%s", diff)
 			}
+			a.wantNoEvents(t, last)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taskagent/taskagent/internal/actors"
 	"github.com/taskagent/taskagent/internal/errs"
 	"github.com/taskagent/taskagent/internal/event"
 )
@@ -35,16 +35,11 @@ func (a *testAPI) allEvents(t *testing.T, query string) []event.Event {
 	}
 }
 
-// taskIDOf returns the task_id in a task event's data.
+// taskIDOf returns the task_id of task event e, after checking that its data is a
+// TaskEvent that agrees with its envelope.
 func taskIDOf(t *testing.T, e event.Event) string {
 	t.Helper()
-	var d struct {
-		TaskID string `json:"task_id"`
-	}
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		t.Fatalf("event %d data %s: %v", e.ID, e.Data, err)
-	}
-	return d.TaskID
+	return taskEventOf(t, e).TaskID
 }
 
 func TestEventsPaging(t *testing.T) {
@@ -62,14 +57,18 @@ func TestEventsPaging(t *testing.T) {
 		if i > 0 && e.ID <= all[i-1].ID {
 			t.Errorf("event %d has id %d after id %d: not in order", i, e.ID, all[i-1].ID)
 		}
+		if !e.Time.Equal(a.clock.Now()) {
+			t.Errorf("event %d at %v, want at the runtime's time %v", i, e.Time, a.clock.Now())
+		}
 		if i < 5 {
-			if e.Topic != event.TopicTasks || taskIDOf(t, e) != fmt.Sprintf("t-%d", i+1) {
-				t.Errorf("event %d: topic %q task %q, want %s t-%d", i, e.Topic, taskIDOf(t, e), event.TopicTasks, i+1)
+			if d := taskEventOf(t, e); d.EventType != actors.EventTaskCreated || d.TaskID != fmt.Sprintf("t-%d", i+1) {
+				t.Errorf("event %d: %s for task %q, want %s for t-%d", i, d.EventType, d.TaskID, actors.EventTaskCreated, i+1)
 			}
 		}
 	}
-	if all[5].Topic != event.TopicConversations {
-		t.Errorf("last event on %q, want %q", all[5].Topic, event.TopicConversations)
+	if d := conversationEventOf(t, all[5]); d.EventType != actors.EventConversationUpdated || d.UserID != "alice" ||
+		d.UserMessage == nil || d.UserMessage.Content != "hi" {
+		t.Errorf("last event %+v, want %s for alice's hi", d, actors.EventConversationUpdated)
 	}
 
 	// A topic pages through its own events only.

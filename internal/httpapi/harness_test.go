@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskagent/taskagent/internal/actor"
 	"github.com/taskagent/taskagent/internal/actors"
 	"github.com/taskagent/taskagent/internal/chat"
 	"github.com/taskagent/taskagent/internal/errs"
 	"github.com/taskagent/taskagent/internal/event"
+	"github.com/taskagent/taskagent/internal/runtime/embedded"
 	"github.com/taskagent/taskagent/internal/task"
 )
 
@@ -27,50 +29,76 @@ import (
 const testWait = 10 * time.Second
 
 // testAPI is the API under test, served over real HTTP so that event streams,
-// body limits and disconnects behave as they do in production.
+// body limits and disconnects behave as they do in production, on the embedded
+// runtime with the real actors, as cmd/taskagent runs it.
 type testAPI struct {
 	t     *testing.T
 	srv   *httptest.Server
 	api   *Server
+	host  *embedded.Host
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *syncBuffer // the API's log only, not the runtime's
 
 	mu       sync.Mutex
 	inflight int
 	changed  chan struct{} // closed and replaced whenever inflight changes
 }
 
-// newTestAPI builds the API on in-memory services that apply internal/task's real
-// rules and record events like the actors do. It is the one place that decides
-// what the API runs on: when the embedded runtime exists, build it here instead and
-// every test runs against it. opts adjust the Config before New, for tests that need
-// a failing service or short heartbeats.
+// newTestAPI builds the API as cmd/taskagent does: on an embedded runtime in a
+// temporary directory hosting the real TaskActor and ChatActor, whose event log
+// GET /events reads. The runtime and the API share a fake clock, so deadlines are
+// exact and a test moves time on when it wants a deadline to pass. opts adjust the
+// Config before New, for tests that need a failing service or short heartbeats.
 func newTestAPI(t *testing.T, opts ...func(*Config)) *testAPI {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-	log := &memLog{now: clock.Now, changed: make(chan struct{})}
-	logs := &syncBuffer{}
+	// The runtime logs apart from the API, so that tests of what the API logs
+	// count only its records.
+	logs, runtimeLogs := &syncBuffer{}, &syncBuffer{}
+	host, err := embedded.Open(t.Context(), t.TempDir(),
+		[]actor.Type{actors.TaskActor(), actors.ChatActor(chat.Rules{}, 0)},
+		embedded.Options{Now: clock.Now, Logger: testLogger(t, runtimeLogs).With("component", "runtime")})
+	if err != nil {
+		t.Fatalf("open runtime: %v", err)
+	}
+	// Cleanups run last-in first-out, so this one, registered first, runs after
+	// the server has closed: no handler is using the runtime any more.
+	t.Cleanup(func() {
+		if err := host.Close(); err != nil {
+			t.Errorf("close runtime: %v", err)
+		}
+		for _, rec := range runtimeLogs.records(t) {
+			if rec["level"] == "ERROR" {
+				t.Errorf("the runtime logged an error: %v", rec)
+			}
+		}
+	})
 	cfg := Config{
-		Tasks:  &memTasks{now: clock.Now, log: log, tasks: map[string]task.Task{}},
-		Chats:  &memChats{now: clock.Now, log: log, history: map[string][]chat.Entry{}},
-		Events: log,
+		Tasks:  actors.Tasks{Invoker: host},
+		Chats:  actors.Chats{Invoker: host},
+		Events: host.Events(),
+		Ready:  host.Ready,
 		Now:    clock.Now,
-		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: testLogger(t, logs),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	a := &testAPI{t: t, api: New(cfg), clock: clock, logs: logs, changed: make(chan struct{})}
+	a := &testAPI{t: t, api: New(cfg), host: host, clock: clock, logs: logs, changed: make(chan struct{})}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.track(+1)
 		defer a.track(-1)
 		a.api.ServeHTTP(w, r)
 	}))
-	// Cleanups run last-in first-out: streams end first, so that Close, which waits
-	// for every handler, returns.
+	// Streams end first, so that Close, which waits for every handler, returns.
 	t.Cleanup(a.srv.Close)
 	t.Cleanup(a.api.CloseStreams)
 	return a
+}
+
+// testLogger logs JSON at every level to the test's output and to buf.
+func testLogger(t *testing.T, buf *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (a *testAPI) track(delta int) {
@@ -202,6 +230,66 @@ func (a *testAPI) getTask(id string) task.Task {
 	return decode[task.Task](a.t, a.do("GET", "/tasks/"+id, ""), http.StatusOK)
 }
 
+// eventsAfter returns every event in the runtime's log after id, read from the log
+// itself so that checks of what was published do not depend on GET /events.
+func (a *testAPI) eventsAfter(t *testing.T, after int64) []event.Event {
+	t.Helper()
+	evs, err := a.host.Events().Read(t.Context(), "", after, 10_000)
+	if err != nil {
+		t.Fatalf("read events after %d: %v", after, err)
+	}
+	return evs
+}
+
+// lastEventID returns the id of the newest event in the runtime's log.
+func (a *testAPI) lastEventID() int64 { return a.host.Events().Last() }
+
+// wantNoEvents checks that nothing was published after id.
+func (a *testAPI) wantNoEvents(t *testing.T, after int64) {
+	t.Helper()
+	for _, e := range a.eventsAfter(t, after) {
+		t.Errorf("unexpected event %d %s from %s: %s", e.ID, e.Type, e.Source, e.Data)
+	}
+}
+
+// strictUnmarshal decodes b into v, refusing fields v does not have.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// taskEventOf decodes the data of task event e and checks that it agrees with the
+// envelope: topic, type, the actor that published it and the time.
+func taskEventOf(t *testing.T, e event.Event) actors.TaskEvent {
+	t.Helper()
+	var d actors.TaskEvent
+	if err := strictUnmarshal(e.Data, &d); err != nil {
+		t.Fatalf("event %d data %s: %v", e.ID, e.Data, err)
+	}
+	if e.Topic != event.TopicTasks || e.Type != d.EventType || e.Source != actors.TaskActorType+"/"+d.TaskID ||
+		d.Task.ID != d.TaskID || !e.Time.Equal(d.Timestamp) {
+		t.Fatalf("event %d: topic %q type %q source %q time %v, but data says type %q task %q (task.id %q) at %v",
+			e.ID, e.Topic, e.Type, e.Source, e.Time, d.EventType, d.TaskID, d.Task.ID, d.Timestamp)
+	}
+	return d
+}
+
+// conversationEventOf is taskEventOf for conversation events.
+func conversationEventOf(t *testing.T, e event.Event) actors.ConversationEvent {
+	t.Helper()
+	var d actors.ConversationEvent
+	if err := strictUnmarshal(e.Data, &d); err != nil {
+		t.Fatalf("event %d data %s: %v", e.ID, e.Data, err)
+	}
+	if e.Topic != event.TopicConversations || e.Type != d.EventType || e.Source != actors.ChatActorType+"/"+d.UserID ||
+		!e.Time.Equal(d.Timestamp) {
+		t.Fatalf("event %d: topic %q type %q source %q time %v, but data says type %q user %q at %v",
+			e.ID, e.Topic, e.Type, e.Source, e.Time, d.EventType, d.UserID, d.Timestamp)
+	}
+	return d
+}
+
 // fakeClock is a clock that moves only when told.
 type fakeClock struct {
 	mu  sync.Mutex
@@ -252,208 +340,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// memLog is an in-memory EventLog.
-type memLog struct {
-	now     func() time.Time
-	mu      sync.Mutex
-	events  []event.Event
-	changed chan struct{} // closed and replaced on every publish
-}
-
-func (l *memLog) publish(topic, typ, source string, data any) {
-	b, err := json.Marshal(data)
-	if err != nil {
-		panic(fmt.Sprintf("publish %s: %v", typ, err))
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, event.Event{
-		ID: int64(len(l.events)) + 1, Topic: topic, Type: typ, Time: l.now(), Source: source, Data: b,
-	})
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
-
-func (l *memLog) Read(ctx context.Context, topic string, after int64, limit int) ([]event.Event, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []event.Event
-	for _, e := range l.events {
-		if e.ID > after && (topic == "" || e.Topic == topic) {
-			out = append(out, e)
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
-func (l *memLog) Wait(ctx context.Context, after int64) error {
-	for {
-		l.mu.Lock()
-		n, ch := int64(len(l.events)), l.changed
-		l.mu.Unlock()
-		if n > after { // ids are 1..n
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
-}
-
-// memTasks is an in-memory TaskService applying internal/task's rules the way
-// TaskActor does: one change at a time, nothing stored when a rule refuses.
-type memTasks struct {
-	now   func() time.Time
-	log   *memLog
-	mu    sync.Mutex
-	tasks map[string]task.Task
-}
-
-func (m *memTasks) Create(ctx context.Context, id string, s task.Spec) (actors.CreateResult, error) {
-	if err := task.ValidateID("task_id", id); err != nil {
-		return actors.CreateResult{}, err
-	}
-	if err := s.Validate(); err != nil {
-		return actors.CreateResult{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.tasks[id]; ok {
-		if !t.SameSpec(s) {
-			return actors.CreateResult{}, errs.E(errs.Conflict, "task %s exists with a different title or description", id)
-		}
-		return actors.CreateResult{Task: t}, nil
-	}
-	t := task.New(id, s, m.now())
-	m.tasks[id] = t
-	m.publish(actors.EventTaskCreated, task.Task{}, t)
-	return actors.CreateResult{Task: t, Created: true}, nil
-}
-
-func (m *memTasks) Get(ctx context.Context, id string) (task.Task, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.tasks[id]
-	if !ok {
-		return task.Task{}, errs.E(errs.NotFound, "task %s not found", id)
-	}
-	return t, nil
-}
-
-func (m *memTasks) UpdateStatus(ctx context.Context, id string, s task.Status) (task.Task, error) {
-	return m.update(id, actors.EventTaskStatusChanged, func(t *task.Task, now time.Time) (bool, error) {
-		return t.SetStatus(s, now)
-	})
-}
-
-func (m *memTasks) Assign(ctx context.Context, id, assignee string) (task.Task, error) {
-	if err := task.ValidateAssignee(assignee); err != nil {
-		return task.Task{}, err
-	}
-	return m.update(id, actors.EventTaskAssigned, func(t *task.Task, now time.Time) (bool, error) {
-		return t.Assign(assignee, now)
-	})
-}
-
-func (m *memTasks) Unassign(ctx context.Context, id, only string) (task.Task, error) {
-	return m.update(id, actors.EventTaskUnassigned, func(t *task.Task, now time.Time) (bool, error) {
-		return t.Unassign(only, now)
-	})
-}
-
-func (m *memTasks) SetDeadline(ctx context.Context, id string, deadline time.Time) (task.Task, error) {
-	return m.update(id, actors.EventTaskDeadlineSet, func(t *task.Task, now time.Time) (bool, error) {
-		return t.SetDeadline(deadline, now)
-	})
-}
-
-// update applies f to a copy of task id and stores it, and publishes, only when f
-// succeeds and changed something.
-func (m *memTasks) update(id, eventType string, f func(*task.Task, time.Time) (bool, error)) (task.Task, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.tasks[id]
-	if !ok {
-		return task.Task{}, errs.E(errs.NotFound, "task %s not found", id)
-	}
-	before := t
-	changed, err := f(&t, m.now())
-	if err != nil {
-		return task.Task{}, err
-	}
-	if changed {
-		m.tasks[id] = t
-		m.publish(eventType, before, t)
-	}
-	return t, nil
-}
-
-// publish records a task event with the data TaskActor publishes.
-func (m *memTasks) publish(eventType string, before, after task.Task) {
-	e := actors.TaskEvent{EventType: eventType, TaskID: after.ID, Task: after, Timestamp: after.UpdatedAt}
-	if eventType != actors.EventTaskCreated && before.Status != after.Status {
-		e.PreviousStatus = before.Status
-	}
-	m.log.publish(event.TopicTasks, eventType, actors.TaskActorType+"/"+after.ID, e)
-}
-
-// memChats is an in-memory ChatService with ChatActor's rules: chat.Rules answers,
-// chat.Append bounds the history.
-type memChats struct {
-	now     func() time.Time
-	log     *memLog
-	mu      sync.Mutex
-	history map[string][]chat.Entry
-}
-
-func (m *memChats) Send(ctx context.Context, userID, content string) (actors.Exchange, error) {
-	if err := chat.ValidateContent(content); err != nil {
-		return actors.Exchange{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	h := m.history[userID]
-	user := chat.Entry{Role: chat.RoleUser, Content: content, Timestamp: m.now()}
-	reply, err := chat.Rules{}.Respond(ctx, userID, h, content)
-	if err != nil {
-		return actors.Exchange{}, err
-	}
-	assistant := chat.Entry{Role: chat.RoleAssistant, Content: reply, Timestamp: m.now()}
-	m.history[userID] = chat.Append(h, 0, user, assistant)
-	m.log.publish(event.TopicConversations, actors.EventConversationUpdated, actors.ChatActorType+"/"+userID, actors.ConversationEvent{
-		EventType: actors.EventConversationUpdated, UserID: userID,
-		UserMessage: &user, AssistantMessage: &assistant, Timestamp: assistant.Timestamp,
-	})
-	return actors.Exchange{User: user, Assistant: assistant}, nil
-}
-
-func (m *memChats) History(ctx context.Context, userID string) ([]chat.Entry, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]chat.Entry{}, m.history[userID]...), nil
-}
-
-func (m *memChats) Clear(ctx context.Context, userID string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.history[userID]) == 0 {
-		return nil
-	}
-	delete(m.history, userID)
-	m.log.publish(event.TopicConversations, actors.EventConversationCleared, actors.ChatActorType+"/"+userID, actors.ConversationEvent{
-		EventType: actors.EventConversationCleared, UserID: userID, Timestamp: m.now(),
-	})
-	return nil
 }
 
 // sseMsg is one message read from an event stream: an event, or a comment.

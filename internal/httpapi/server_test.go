@@ -48,6 +48,58 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// TestRuntimeClosed checks what clients see once the runtime under the API has shut
+// down: every route that needs it answers 503 unavailable, never a 500; an open
+// event stream ends instead of holding http.Server.Shutdown up; liveness stays ok.
+func TestRuntimeClosed(t *testing.T) {
+	a := newTestAPI(t)
+	a.createTask("t-1", "Task")
+	s := a.openStream(t, "")
+	if got := taskIDOf(t, s.nextEvent(t)); got != "t-1" {
+		t.Fatalf("first event for %q, want t-1", got)
+	}
+
+	if err := a.host.Close(); err != nil {
+		t.Fatalf("close runtime: %v", err)
+	}
+	for {
+		m, ok := s.next(t)
+		if !ok {
+			break
+		}
+		if m.comment == "" {
+			t.Fatalf("unexpected event %+v", m)
+		}
+	}
+	a.waitIdle(t)
+
+	cases := []struct{ method, path, body string }{
+		{"GET", "/readyz", ""},
+		{"POST", "/tasks", `{"task_id": "t-2", "title": "Two"}`},
+		{"GET", "/tasks/t-1", ""},
+		{"POST", "/tasks/t-1/assign", `{"assignee": "bob"}`},
+		{"POST", "/tasks/t-1/unassign", ""},
+		{"POST", "/tasks/t-1/status", `{"status": "completed"}`},
+		{"POST", "/tasks/t-1/deadline", `{"deadline_seconds": 60}`},
+		{"POST", "/chat/alice/messages", `{"content": "hi"}`},
+		{"GET", "/chat/alice/history", ""},
+		{"DELETE", "/chat/alice/history", ""},
+		{"GET", "/events?after=0", ""},
+		{"GET", "/events", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			wantError(t, a.do(c.method, c.path, c.body), http.StatusServiceUnavailable, errs.Unavailable, "")
+		})
+	}
+	decode[statusResponse](t, a.do("GET", "/healthz", ""), http.StatusOK)
+	for _, rec := range a.logs.records(t) {
+		if rec["level"] == "ERROR" {
+			t.Errorf("an unavailable runtime was logged as an error: %v", rec)
+		}
+	}
+}
+
 func TestUnknownRoutes(t *testing.T) {
 	a := newTestAPI(t)
 	cases := []struct {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taskagent/taskagent/internal/actors"
 	"github.com/taskagent/taskagent/internal/errs"
+	"github.com/taskagent/taskagent/internal/event"
 	"github.com/taskagent/taskagent/internal/task"
 )
 
@@ -37,9 +39,22 @@ func TestCreateTask(t *testing.T) {
 		t.Errorf("stored task (-want +got):\n%s", diff)
 	}
 
-	// The same request again, later (a client retrying): 200 with the task as it
-	// was, the deadline not moved.
-	a.clock.Advance(time.Minute)
+	// One event, carrying the task as created.
+	evs := a.eventsAfter(t, 0)
+	if len(evs) != 1 {
+		t.Fatalf("%d events after create, want 1: %+v", len(evs), evs)
+	}
+	if d := taskEventOf(t, evs[0]); d.EventType != actors.EventTaskCreated || d.PreviousStatus != "" {
+		t.Errorf("event %s previous_status %q, want %s and none", d.EventType, d.PreviousStatus, actors.EventTaskCreated)
+	} else if diff := cmp.Diff(want, d.Task); diff != "" {
+		t.Errorf("task in the created event (-want +got):\n%s", diff)
+	}
+	last := a.lastEventID()
+
+	// The same request again, later but before the deadline (a client retrying):
+	// 200 with the task as it was, the deadline not moved, nothing published.
+	// TestTaskOverdue covers the deadline passing.
+	a.clock.Advance(30 * time.Second)
 	again := decode[task.Task](t, a.do("POST", "/tasks", body), http.StatusOK)
 	if diff := cmp.Diff(want, again); diff != "" {
 		t.Errorf("repeated create (-want +got):\n%s", diff)
@@ -51,6 +66,7 @@ func TestCreateTask(t *testing.T) {
 	if diff := cmp.Diff(want, a.getTask("task-001")); diff != "" {
 		t.Errorf("task after conflicting create (-want +got):\n%s", diff)
 	}
+	a.wantNoEvents(t, last)
 
 	// Only a title is required; the task starts pending with no deadline.
 	got = decode[task.Task](t, a.do("POST", "/tasks", `{"task_id": "t2", "title": "Minimal"}`), http.StatusCreated)
@@ -65,7 +81,8 @@ func TestGetTaskNotFound(t *testing.T) {
 }
 
 // TestTaskLifecycle walks a task through every mutating endpoint, each step from
-// the state the previous one left.
+// the state the previous one left, and checks what each step published: one event
+// with the task as answered for a change, nothing for a no-op.
 func TestTaskLifecycle(t *testing.T) {
 	a := newTestAPI(t)
 	a.createTask("t-1", "Write report")
@@ -73,21 +90,24 @@ func TestTaskLifecycle(t *testing.T) {
 		path, body   string
 		wantStatus   task.Status
 		wantAssignee string
+		wantEvent    string      // "" for a no-op
+		wantPrevious task.Status // the event's previous_status
 	}{
-		{"/tasks/t-1/assign", `{"assignee": "bob"}`, task.Assigned, "bob"},
-		{"/tasks/t-1/assign", `{"assignee": "bob"}`, task.Assigned, "bob"}, // twice: a no-op
-		{"/tasks/t-1/status", `{"status": "in_progress"}`, task.InProgress, "bob"},
-		{"/tasks/t-1/unassign", `{"assignee": "carol"}`, task.InProgress, "bob"}, // not carol's
-		{"/tasks/t-1/unassign", "", task.Pending, ""},
-		{"/tasks/t-1/unassign", "", task.Pending, ""}, // twice: a no-op
-		{"/tasks/t-1/assign", `{"assignee": "carol"}`, task.Assigned, "carol"},
-		{"/tasks/t-1/unassign", `{"assignee": "carol"}`, task.Pending, ""},
-		{"/tasks/t-1/deadline", `{"deadline_seconds": 3600}`, task.Pending, ""},
-		{"/tasks/t-1/status", `{"status": "completed"}`, task.Completed, ""},
-		{"/tasks/t-1/status", `{"status": "completed"}`, task.Completed, ""}, // twice: a no-op
+		{"/tasks/t-1/assign", `{"assignee": "bob"}`, task.Assigned, "bob", actors.EventTaskAssigned, task.Pending},
+		{"/tasks/t-1/assign", `{"assignee": "bob"}`, task.Assigned, "bob", "", ""}, // twice: a no-op
+		{"/tasks/t-1/status", `{"status": "in_progress"}`, task.InProgress, "bob", actors.EventTaskStatusChanged, task.Assigned},
+		{"/tasks/t-1/unassign", `{"assignee": "carol"}`, task.InProgress, "bob", "", ""}, // not carol's
+		{"/tasks/t-1/unassign", "", task.Pending, "", actors.EventTaskUnassigned, task.InProgress},
+		{"/tasks/t-1/unassign", "", task.Pending, "", "", ""}, // twice: a no-op
+		{"/tasks/t-1/assign", `{"assignee": "carol"}`, task.Assigned, "carol", actors.EventTaskAssigned, task.Pending},
+		{"/tasks/t-1/unassign", `{"assignee": "carol"}`, task.Pending, "", actors.EventTaskUnassigned, task.Assigned},
+		{"/tasks/t-1/deadline", `{"deadline_seconds": 3600}`, task.Pending, "", actors.EventTaskDeadlineSet, ""},
+		{"/tasks/t-1/status", `{"status": "completed"}`, task.Completed, "", actors.EventTaskStatusChanged, task.Pending},
+		{"/tasks/t-1/status", `{"status": "completed"}`, task.Completed, "", "", ""}, // twice: a no-op
 	}
 	for i, st := range steps {
 		a.clock.Advance(time.Second)
+		last := a.lastEventID()
 		got := decode[task.Task](t, a.do("POST", st.path, st.body), http.StatusOK)
 		if got.Status != st.wantStatus || got.Assignee != st.wantAssignee {
 			t.Fatalf("step %d, POST %s %s: status %q assignee %q, want %q %q", i, st.path, st.body, got.Status, got.Assignee, st.wantStatus, st.wantAssignee)
@@ -95,12 +115,70 @@ func TestTaskLifecycle(t *testing.T) {
 		if diff := cmp.Diff(got, a.getTask("t-1")); diff != "" {
 			t.Fatalf("step %d: stored task differs from the response (-response +stored):\n%s", i, diff)
 		}
+		evs := a.eventsAfter(t, last)
+		if st.wantEvent == "" {
+			if len(evs) != 0 || !got.UpdatedAt.Before(a.clock.Now()) {
+				t.Fatalf("step %d, a no-op: %d events and updated_at %v, want none and the time before", i, len(evs), got.UpdatedAt)
+			}
+			continue
+		}
+		if len(evs) != 1 {
+			t.Fatalf("step %d, POST %s %s: %d events, want one %s: %+v", i, st.path, st.body, len(evs), st.wantEvent, evs)
+		}
+		d := taskEventOf(t, evs[0])
+		if d.EventType != st.wantEvent || d.PreviousStatus != st.wantPrevious || !d.Timestamp.Equal(a.clock.Now()) {
+			t.Errorf("step %d: event %s previous_status %q at %v, want %s %q at %v", i, d.EventType, d.PreviousStatus, d.Timestamp, st.wantEvent, st.wantPrevious, a.clock.Now())
+		}
+		if diff := cmp.Diff(got, d.Task); diff != "" {
+			t.Errorf("step %d: task in the event differs from the response (-response +event):\n%s", i, diff)
+		}
 	}
 	got := a.getTask("t-1")
 	// The deadline was set 9 steps (seconds) after creation, for an hour later.
 	want := a.clock.Now().Add(-2 * time.Second).Add(time.Hour)
 	if got.Deadline == nil || !got.Deadline.Equal(want) {
 		t.Errorf("deadline %v, want %v", got.Deadline, want)
+	}
+}
+
+// TestTaskOverdue checks that the deadline the API computes from its clock and the
+// reminder the actor arms for it agree: when the shared clock reaches the deadline,
+// the runtime makes the task overdue and publishes it, with no call to the API.
+func TestTaskOverdue(t *testing.T) {
+	t.Parallel() // the runtime's timer waits out the deadline in real time: a second
+	a := newTestAPI(t)
+	created := decode[task.Task](t, a.do("POST", "/tasks", `{"task_id": "t-1", "title": "Soon", "deadline_seconds": 1}`), http.StatusCreated)
+	if want := a.clock.Now().Add(time.Second); created.Deadline == nil || !created.Deadline.Equal(want) {
+		t.Fatalf("deadline %v, want %v", created.Deadline, want)
+	}
+	s := a.openStream(t, fmt.Sprintf("?topic=%s&after=%d", event.TopicTasks, a.lastEventID()))
+
+	a.clock.Advance(time.Second)
+	d := taskEventOf(t, s.nextEvent(t))
+	if d.EventType != actors.EventTaskOverdue || d.TaskID != "t-1" || d.PreviousStatus != task.Pending || d.Task.Status != task.Overdue {
+		t.Fatalf("event %s for %q, previous_status %q status %q, want %s for t-1, pending to overdue",
+			d.EventType, d.TaskID, d.PreviousStatus, d.Task.Status, actors.EventTaskOverdue)
+	}
+	if !d.Timestamp.Equal(*created.Deadline) {
+		t.Errorf("overdue at %v, want at the deadline %v", d.Timestamp, *created.Deadline)
+	}
+	if diff := cmp.Diff(d.Task, a.getTask("t-1")); diff != "" {
+		t.Errorf("stored task differs from the event (-event +stored):\n%s", diff)
+	}
+
+	// A later deadline reopens the task, which is published as two events.
+	got := decode[task.Task](t, a.do("POST", "/tasks/t-1/deadline", `{"deadline_seconds": 60}`), http.StatusOK)
+	if got.Status != task.Pending {
+		t.Errorf("status %q after a new deadline, want pending", got.Status)
+	}
+	for _, want := range []string{actors.EventTaskDeadlineSet, actors.EventTaskStatusChanged} {
+		d := taskEventOf(t, s.nextEvent(t))
+		if d.EventType != want || d.PreviousStatus != task.Overdue {
+			t.Errorf("event %s previous_status %q, want %s from overdue", d.EventType, d.PreviousStatus, want)
+		}
+		if diff := cmp.Diff(got, d.Task); diff != "" {
+			t.Errorf("task in the %s event differs from the response (-response +event):\n%s", want, diff)
+		}
 	}
 }
 
@@ -125,11 +203,12 @@ func TestTaskRuleConflicts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.id+"/"+c.path+c.body, func(t *testing.T) {
-			before := a.getTask(c.id)
+			before, last := a.getTask(c.id), a.lastEventID()
 			wantError(t, a.do("POST", "/tasks/"+c.id+"/"+c.path, c.body), http.StatusConflict, errs.Conflict, "")
 			if diff := cmp.Diff(before, a.getTask(c.id)); diff != "" {
 				t.Errorf("task changed by a refused request (-before +after):\n%s", diff)
 			}
+			a.wantNoEvents(t, last)
 		})
 	}
 }
@@ -225,7 +304,7 @@ func TestTaskBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := a.getTask("t-1")
+			before, last := a.getTask("t-1"), a.lastEventID()
 			r := a.do(c.method, c.path, c.body, contentType(c.contentType)...)
 			e := wantError(t, r, c.status, c.code, c.field)
 			if !strings.Contains(e.Message, c.message) {
@@ -235,6 +314,7 @@ func TestTaskBadRequests(t *testing.T) {
 				t.Errorf("task changed by a refused request (-before +after):\n%s", diff)
 			}
 			wantError(t, a.do("GET", "/tasks/t-new", ""), http.StatusNotFound, errs.NotFound, "")
+			a.wantNoEvents(t, last)
 		})
 	}
 }
@@ -262,6 +342,7 @@ func TestBodyLimit(t *testing.T) {
 	r := a.send(req)
 	wantError(t, r, http.StatusRequestEntityTooLarge, errs.TooLarge, "")
 	wantError(t, a.do("GET", "/tasks/t-1", ""), http.StatusNotFound, errs.NotFound, "")
+	a.wantNoEvents(t, 0)
 
 	decode[task.Task](t, a.do("POST", "/tasks", pad(limit)), http.StatusCreated)
 }
