@@ -62,6 +62,12 @@ func (e *EventLog) Read(ctx context.Context, topic string, after int64, limit in
 	if limit <= 0 {
 		return nil, nil
 	}
+	e.l.mu.Lock()
+	closed := e.l.closed
+	e.l.mu.Unlock()
+	if closed {
+		return nil, errs.E(errs.Unavailable, "event log is closed")
+	}
 	q := `SELECT id, topic, type, time, source, data FROM events WHERE id > ? ORDER BY id LIMIT ?`
 	args := []any{after, limit}
 	if topic != "" {

@@ -90,7 +90,10 @@ type Host struct {
 	stop    context.CancelFunc
 	stopCtx context.Context
 	wg      sync.WaitGroup
-	closed  atomic.Bool
+	// turns is held for reading by every turn and for writing by Close, which so
+	// waits for the turns under way and keeps new ones from starting.
+	turns  sync.RWMutex
+	closed atomic.Bool
 }
 
 type actorKey struct{ typ, id string }
@@ -157,19 +160,8 @@ func (h *Host) Close() error {
 	}
 	h.stop()
 	h.wg.Wait()
-	// Wait for turns in flight: each holds a ref until it has committed.
-	for {
-		h.mu.Lock()
-		busy := 0
-		for _, a := range h.active {
-			busy += a.refs
-		}
-		h.mu.Unlock()
-		if busy == 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.turns.Lock() // waits for the turns under way; later ones see closed
+	defer h.turns.Unlock()
 	h.commit.close()
 	h.events.close()
 	return h.closeDB()
@@ -256,6 +248,8 @@ func (h *Host) Deactivate(ctx context.Context, actorType, actorID string) (bool,
 // extra, when not nil, is added to the turn's change before commit (reminder
 // bookkeeping). Panics in f become Internal errors.
 func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f func(*turn) error) (err error) {
+	h.turns.RLock()
+	defer h.turns.RUnlock()
 	if h.closed.Load() {
 		return errs.E(errs.Unavailable, "runtime is shutting down")
 	}
