@@ -29,6 +29,11 @@ type Config struct {
 	Chats ChatService
 	// Events serves GET /events.
 	Events EventLog
+	// Workflows serves POST /tasks/process and the /workflows routes; nil leaves
+	// them out.
+	Workflows WorkflowService
+	// Notifier serves GET /notifier; nil leaves it out.
+	Notifier NotifierStatus
 	// Ready reports whether the runtime can serve requests (storage open, sidecar
 	// reachable); GET /readyz answers 503 while it returns an error. Nil means
 	// always ready.
@@ -113,6 +118,16 @@ func (s *Server) routes() {
 	s.handle("DELETE /chat/{user}/history", s.clearHistory)
 
 	s.handle("GET /events", s.events)
+
+	if s.cfg.Workflows != nil {
+		s.handle("POST /tasks/process", s.processTask)
+		s.handle("GET /workflows/{id}", s.getWorkflow)
+		s.handle("POST /workflows/{id}/terminate", s.terminateWorkflow)
+		s.handle("DELETE /workflows/{id}", s.purgeWorkflow)
+	}
+	if s.cfg.Notifier != nil {
+		s.handle("GET /notifier", s.notifier)
+	}
 }
 
 // handlerFunc is a handler that returns its error instead of writing it, so that

@@ -1,0 +1,224 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
+
+	"github.com/taskagent/taskagent/internal/errs"
+	tasks "github.com/taskagent/taskagent/internal/task"
+)
+
+// Engine is what the Service needs of a durable task engine. Each runtime provides
+// one: the embedded backend in process, or daprd's workflow API.
+type Engine interface {
+	// Schedule starts orchestrator name as instance id with input. An instance
+	// with that id that already exists is an errs.Conflict.
+	Schedule(ctx context.Context, name, id string, input any) error
+	// Metadata describes instance id; errs.NotFound when there is none.
+	Metadata(ctx context.Context, id string) (*api.OrchestrationMetadata, error)
+	// History returns the instance's history events, or nil when the engine does
+	// not expose them.
+	History(ctx context.Context, id string) ([]*backend.HistoryEvent, error)
+	// Terminate ends a running instance; errs.NotFound when there is none.
+	Terminate(ctx context.Context, id, reason string) error
+	// Purge deletes a finished instance; errs.NotFound when there is none,
+	// errs.Conflict while it runs.
+	Purge(ctx context.Context, id string) error
+}
+
+// Service starts and inspects TaskProcessingWorkflows. It is what the HTTP API
+// consumes.
+type Service struct {
+	Engine Engine
+	// Notify is the notification retry policy new workflows get.
+	Notify RetryPolicy
+}
+
+// Started is Start's answer.
+type Started struct {
+	ID string `json:"workflow_id"`
+	// Status is "started" for a new workflow, "running" for one that was already
+	// processing the task.
+	Status string `json:"status"`
+}
+
+// Start starts the workflow for in.TaskID. While a workflow for the task runs,
+// starting it again returns that one; once it has finished, starting again is an
+// errs.Conflict (purge it first). in.TaskID must be a valid id: it names the
+// instance. Every other rule is the workflow's own validation step.
+func (s Service) Start(ctx context.Context, in Input) (Started, error) {
+	if err := tasks.ValidateID("task_id", in.TaskID); err != nil {
+		return Started{}, err
+	}
+	if in.DeadlineSeconds == 0 {
+		in.DeadlineSeconds = DefaultDeadlineSeconds
+	}
+	p := s.Notify.normalized()
+	in.Notify = &p
+	id := InstanceID(in.TaskID)
+	for range 2 {
+		md, err := s.Engine.Metadata(ctx, id)
+		switch {
+		case err == nil && running(md.RuntimeStatus):
+			return Started{ID: id, Status: "running"}, nil
+		case err == nil:
+			return Started{}, errs.E(errs.Conflict, "workflow %s already finished (%s); delete it to process task %s again",
+				id, runtimeStatus(md.RuntimeStatus), in.TaskID)
+		case errs.KindOf(err) != errs.NotFound:
+			return Started{}, err
+		}
+		err = s.Engine.Schedule(ctx, Name, id, in)
+		if err == nil {
+			return Started{ID: id, Status: "started"}, nil
+		}
+		if errs.KindOf(err) != errs.Conflict {
+			return Started{}, err
+		}
+		// Another request started it between our look and our start: look again.
+	}
+	return Started{ID: id, Status: "running"}, nil
+}
+
+// Status is a workflow as the API shows it.
+type Status struct {
+	ID            string    `json:"workflow_id"`
+	Name          string    `json:"name"`
+	RuntimeStatus string    `json:"runtime_status"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	Input         *Input    `json:"input,omitempty"`
+	Output        *Result   `json:"output,omitempty"`
+	Failure       *Failure  `json:"failure,omitempty"`
+	// Timeline lists every attempt, timer and compensation so far.
+	Timeline []Step `json:"timeline"`
+}
+
+// Failure describes an instance that failed in the engine (a bug, not a task
+// failure: those are a completed workflow whose output says "failed").
+type Failure struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// Get returns workflow id; errs.NotFound when there is none.
+func (s Service) Get(ctx context.Context, id string) (Status, error) {
+	md, err := s.Engine.Metadata(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{
+		ID:            id,
+		Name:          md.Name,
+		RuntimeStatus: runtimeStatus(md.RuntimeStatus),
+		CreatedAt:     md.CreatedAt.UTC(),
+		UpdatedAt:     md.LastUpdatedAt.UTC(),
+	}
+	if md.SerializedInput != "" {
+		var in Input
+		if json.Unmarshal([]byte(md.SerializedInput), &in) == nil {
+			st.Input = &in
+		}
+	}
+	if md.SerializedOutput != "" {
+		var out Result
+		if json.Unmarshal([]byte(md.SerializedOutput), &out) == nil && out.Status != "" {
+			st.Output = &out
+			st.Timeline = out.Steps
+		}
+	}
+	if fd := md.FailureDetails; fd != nil {
+		st.Failure = &Failure{Type: fd.GetErrorType(), Message: fd.GetErrorMessage()}
+	}
+	if st.Timeline == nil {
+		hist, err := s.Engine.History(ctx, id)
+		if err != nil {
+			return Status{}, err
+		}
+		st.Timeline = Timeline(hist)
+	}
+	return st, nil
+}
+
+// Terminate ends running workflow id. Its completed steps are not undone.
+func (s Service) Terminate(ctx context.Context, id, reason string) error {
+	md, err := s.Engine.Metadata(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !running(md.RuntimeStatus) {
+		return errs.E(errs.Conflict, "workflow %s is not running (%s)", id, runtimeStatus(md.RuntimeStatus))
+	}
+	return s.Engine.Terminate(ctx, id, reason)
+}
+
+// Purge deletes finished workflow id and its history.
+func (s Service) Purge(ctx context.Context, id string) error {
+	md, err := s.Engine.Metadata(ctx, id)
+	if err != nil {
+		return err
+	}
+	if running(md.RuntimeStatus) {
+		return errs.E(errs.Conflict, "workflow %s is still running; terminate it first", id)
+	}
+	return s.Engine.Purge(ctx, id)
+}
+
+func running(s api.OrchestrationStatus) bool {
+	switch s {
+	case api.RUNTIME_STATUS_RUNNING, api.RUNTIME_STATUS_PENDING, api.RUNTIME_STATUS_SUSPENDED, api.RUNTIME_STATUS_CONTINUED_AS_NEW:
+		return true
+	}
+	return false
+}
+
+// runtimeStatus names an engine status the way the API shows it: "RUNNING",
+// "COMPLETED", "FAILED", "TERMINATED", ...
+func runtimeStatus(s api.OrchestrationStatus) string {
+	const prefix = "ORCHESTRATION_STATUS_"
+	name := s.String()
+	if len(name) > len(prefix) && name[:len(prefix)] == prefix {
+		return name[len(prefix):]
+	}
+	return name
+}
+
+// Timeline reconstructs the steps so far from an instance's history: each activity
+// with its outcome and each durable timer. A finished workflow's own Result.Steps
+// names steps more precisely (attempts, compensations).
+func Timeline(history []*backend.HistoryEvent) []Step {
+	steps := []Step{}
+	pending := map[int32]int{} // event id of a scheduling -> index in steps
+	for _, e := range history {
+		at := e.GetTimestamp().AsTime().UTC()
+		switch {
+		case e.GetTaskScheduled() != nil:
+			pending[e.GetEventId()] = len(steps)
+			steps = append(steps, Step{Name: e.GetTaskScheduled().GetName(), Kind: KindActivity, Started: at})
+		case e.GetTaskCompleted() != nil:
+			if i, ok := pending[e.GetTaskCompleted().GetTaskScheduledId()]; ok {
+				steps[i].Finished, steps[i].Outcome = at, OutcomeOK
+				var o outcome
+				if json.Unmarshal([]byte(e.GetTaskCompleted().GetResult().GetValue()), &o) == nil && o.Error != nil {
+					steps[i].Outcome, steps[i].Error = OutcomeRejected, o.Error.Error()
+				}
+			}
+		case e.GetTaskFailed() != nil:
+			if i, ok := pending[e.GetTaskFailed().GetTaskScheduledId()]; ok {
+				steps[i].Finished, steps[i].Outcome = at, OutcomeFailed
+				steps[i].Error = e.GetTaskFailed().GetFailureDetails().GetErrorMessage()
+			}
+		case e.GetTimerCreated() != nil:
+			pending[e.GetEventId()] = len(steps)
+			steps = append(steps, Step{Name: stepBackoff, Kind: KindTimer, Started: at})
+		case e.GetTimerFired() != nil:
+			if i, ok := pending[e.GetTimerFired().GetTimerId()]; ok {
+				steps[i].Finished, steps[i].Outcome = at, OutcomeOK
+			}
+		}
+	}
+	return steps
+}
