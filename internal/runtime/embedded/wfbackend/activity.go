@@ -88,6 +88,10 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.Acti
 		return backend.ErrWorkItemLockLost
 	}
 	id := string(wi.InstanceID)
+	result, err := encode(wi.Result)
+	if err != nil {
+		return err
+	}
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
 		// The row is the arbiter: it is gone if the instance was purged or
 		// replaced, in this transaction or before.
@@ -103,14 +107,11 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.Acti
 		if n == 0 {
 			return nil
 		}
-		status, exists, err := tx.instanceStatus(id)
-		if err != nil {
+		_, running, err := tx.target(id)
+		if err != nil || !running {
 			return err
 		}
-		if !exists || isTerminal(status) {
-			return nil
-		}
-		return tx.insertInbox(eff, id, wi.Result, 0)
+		return tx.insertInbox(eff, id, result, 0)
 	}})
 }
 

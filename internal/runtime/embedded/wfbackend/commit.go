@@ -69,10 +69,19 @@ type turnEffect struct {
 type txn struct {
 	b   *Backend
 	now time.Time
-	// reset marks instances deleted by an earlier op of this transaction, so
-	// that a later op holding a stale lock on one finds it lost even though
-	// memory has not been updated yet.
-	reset map[string]bool
+	// changed marks instances deleted (purged, replaced) or finished by an
+	// earlier op of this transaction. Memory does not reflect those changes
+	// until the commit, so later ops must not trust it for these instances:
+	// a lock on a deleted one is lost, and whether one takes events must be
+	// read from the database.
+	changed map[string]bool
+}
+
+func (t *txn) markChanged(id string) {
+	if t.changed == nil {
+		t.changed = make(map[string]bool)
+	}
+	t.changed[id] = true
 }
 
 // allocID returns a fresh inbox/activity row id. Only the committer calls it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,28 +74,141 @@ func TestActivityChain(t *testing.T) {
 	}
 }
 
-func TestManyConcurrentChains(t *testing.T) {
-	be := openTest(t)
-	client, _ := startWorker(t, be, newRegistry(t, registerChain))
-	ctx := testCtx(t, 30*time.Second)
+// lockChecker wraps a backend and fails the test if an instance is handed
+// out while a previous work item for it is still being processed.
+type lockChecker struct {
+	backend.Backend
+	t    *testing.T
+	mu   sync.Mutex
+	held map[api.InstanceID]bool
+	max  int // most instances held at once
+}
 
-	const n = 100
-	ids := make([]api.InstanceID, n)
-	for i := range n {
-		id, err := client.ScheduleNewOrchestration(ctx, "Chain", api.WithInput(i))
-		if err != nil {
-			t.Fatal(err)
+func newLockChecker(t *testing.T, be backend.Backend) *lockChecker {
+	return &lockChecker{Backend: be, t: t, held: make(map[api.InstanceID]bool)}
+}
+
+func (c *lockChecker) GetOrchestrationWorkItem(ctx context.Context) (*backend.OrchestrationWorkItem, error) {
+	wi, err := c.Backend.GetOrchestrationWorkItem(ctx)
+	if err == nil {
+		c.mu.Lock()
+		if c.held[wi.InstanceID] {
+			c.t.Errorf("instance %s handed out while already locked", wi.InstanceID)
 		}
-		ids[i] = id
+		c.held[wi.InstanceID] = true
+		c.max = max(c.max, len(c.held))
+		c.mu.Unlock()
 	}
-	for i, id := range ids {
-		md := waitDone(t, be, id, 30*time.Second)
-		if want := fmt.Sprint(i + 5); md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != want {
-			t.Fatalf("%s: %v with output %s, want COMPLETED with %s", id, md.RuntimeStatus, md.SerializedOutput, want)
-		}
+	return wi, err
+}
+
+// release forgets the lock before the backend releases it, so that a
+// legitimate re-dispatch right after the release is never reported.
+func (c *lockChecker) release(id api.InstanceID) {
+	c.mu.Lock()
+	delete(c.held, id)
+	c.mu.Unlock()
+}
+
+func (c *lockChecker) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend.OrchestrationWorkItem) error {
+	c.release(wi.InstanceID)
+	return c.Backend.CompleteOrchestrationWorkItem(ctx, wi)
+}
+
+func (c *lockChecker) AbandonOrchestrationWorkItem(ctx context.Context, wi *backend.OrchestrationWorkItem) error {
+	c.release(wi.InstanceID)
+	return c.Backend.AbandonOrchestrationWorkItem(ctx, wi)
+}
+
+func TestManyConcurrentWorkflows(t *testing.T) {
+	// The history cache on, off, and too small to hold the running
+	// instances (constant eviction): turns read history from the database
+	// in the last two.
+	for _, cache := range []int{10_000, 0, 3} {
+		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
+			be := openTest(t, WithHistoryCacheSize(cache))
+			checker := newLockChecker(t, be)
+			client, stop := startWorker(t, checker, newRegistry(t, func(r *task.TaskRegistry) error {
+				return errors.Join(registerChain(r),
+					// Ten activities at once: their results reach the
+					// instance while it is locked, and must wait.
+					r.AddOrchestratorN("FanIn", func(ctx *task.OrchestrationContext) (any, error) {
+						var tasks []task.Task
+						for i := range 10 {
+							tasks = append(tasks, ctx.CallActivity("Inc", task.WithActivityInput(i)))
+						}
+						sum := 0
+						for _, tk := range tasks {
+							var v int
+							if err := tk.Await(&v); err != nil {
+								return nil, err
+							}
+							sum += v
+						}
+						return sum, nil
+					}))
+			}))
+			ctx := testCtx(t, 30*time.Second)
+
+			const n = 60
+			ids := make([]api.InstanceID, 0, 2*n)
+			for i := range n {
+				id, err := client.ScheduleNewOrchestration(ctx, "Chain", api.WithInput(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+				if id, err = client.ScheduleNewOrchestration(ctx, "FanIn"); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			for i, id := range ids {
+				want := "55"
+				if i%2 == 0 {
+					want = fmt.Sprint(i/2 + 5)
+				}
+				md := waitDone(t, be, id, 30*time.Second)
+				if md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != want {
+					t.Fatalf("%s: %v with output %s, want COMPLETED with %s", id, md.RuntimeStatus, md.SerializedOutput, want)
+				}
+			}
+			stop()
+			if checker.max < 2 {
+				t.Errorf("at most %d instance(s) processed at once, want several in parallel", checker.max)
+			}
+			if s := be.Stats(); s.Transactions >= s.Changes {
+				t.Errorf("stats %+v: no change shared a transaction under concurrency", s)
+			}
+		})
 	}
-	if s := be.Stats(); s.Transactions >= s.Changes {
-		t.Errorf("stats %+v: no change shared a transaction under concurrency", s)
+}
+
+func TestSubOrchestration(t *testing.T) {
+	be := openTest(t)
+	client, _ := startWorker(t, be, newRegistry(t, func(r *task.TaskRegistry) error {
+		return errors.Join(registerChain(r),
+			r.AddOrchestratorN("Parent", func(ctx *task.OrchestrationContext) (any, error) {
+				var a, b int
+				if err := ctx.CallSubOrchestrator("Chain", task.WithSubOrchestratorInput(1)).Await(&a); err != nil {
+					return nil, err
+				}
+				err := ctx.CallSubOrchestrator("Fails").Await(&b)
+				return fmt.Sprintf("%d; %v", a, err != nil), nil
+			}),
+			r.AddOrchestratorN("Fails", func(ctx *task.OrchestrationContext) (any, error) {
+				return nil, errors.New("child failed")
+			}),
+		)
+	}))
+	ctx := testCtx(t, 10*time.Second)
+	id, err := client.ScheduleNewOrchestration(ctx, "Parent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := waitDone(t, be, id, 10*time.Second)
+	if md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED || md.SerializedOutput != `"6; true"` {
+		t.Fatalf("got %v output %s, want COMPLETED with \"6; true\"", md.RuntimeStatus, md.SerializedOutput)
 	}
 }
 

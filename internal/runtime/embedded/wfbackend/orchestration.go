@@ -38,17 +38,43 @@ func (tx *txn) instanceStatus(id string) (api.OrchestrationStatus, bool, error) 
 	return api.OrchestrationStatus(s), true, nil
 }
 
-// insertInbox writes an inbox row and records its delivery.
-func (tx *txn) insertInbox(eff *effects, instanceID string, e *backend.HistoryEvent, dueAt int64) error {
-	buf, err := marshalEvent(e)
-	if err != nil {
-		return err
+// target reports whether an instance exists and whether it still takes
+// events (is not terminal). A cached history proves both without a query: the
+// cache holds only instances that exist and have not finished, as of the last
+// commit, and changed covers this transaction's ops.
+func (tx *txn) target(id string) (exists, running bool, err error) {
+	if !tx.changed[id] {
+		b := tx.b
+		b.mu.Lock()
+		_, cached := b.cache.entries[id]
+		b.mu.Unlock()
+		if cached {
+			return true, true, nil
+		}
 	}
+	status, exists, err := tx.instanceStatus(id)
+	return exists, exists && !isTerminal(status), err
+}
+
+// encodedEvent is an event with its protobuf encoding, made by the caller so
+// that the committer, the serial part, does not spend its time encoding.
+type encodedEvent struct {
+	e   *backend.HistoryEvent
+	buf []byte
+}
+
+func encode(e *backend.HistoryEvent) (encodedEvent, error) {
+	buf, err := marshalEvent(e)
+	return encodedEvent{e, buf}, err
+}
+
+// insertInbox writes an inbox row and records its delivery.
+func (tx *txn) insertInbox(eff *effects, instanceID string, ev encodedEvent, dueAt int64) error {
 	id := tx.allocID()
-	if _, err := tx.b.w.insertInbox.Exec(instanceID, id, dueAt, buf); err != nil {
+	if _, err := tx.b.w.insertInbox.Exec(instanceID, id, dueAt, ev.buf); err != nil {
 		return fmt.Errorf("insert inbox event for %s: %w", instanceID, err)
 	}
-	eff.events = append(eff.events, newEvent{instanceID: instanceID, ev: inboxEvent{id: id, e: e}, dueAt: dueAt})
+	eff.events = append(eff.events, newEvent{instanceID: instanceID, ev: inboxEvent{id: id, e: ev.e}, dueAt: dueAt})
 	return nil
 }
 
@@ -60,17 +86,15 @@ func (tx *txn) deleteInstance(eff *effects, id string) error {
 			return fmt.Errorf("delete instance %s: %w", id, err)
 		}
 	}
-	if tx.reset == nil {
-		tx.reset = make(map[string]bool)
-	}
-	tx.reset[id] = true
+	tx.markChanged(id)
 	eff.resets = append(eff.resets, id)
 	return nil
 }
 
-// createInstance inserts a new instance row and its ExecutionStarted event.
-// The caller has checked that no row exists.
-func (tx *txn) createInstance(eff *effects, e *backend.HistoryEvent) error {
+// createInstance inserts a new instance row and its ExecutionStarted event,
+// unless the instance ID is taken; created reports which.
+func (tx *txn) createInstance(eff *effects, ev encodedEvent) (created bool, err error) {
+	e := ev.e
 	es := e.GetExecutionStarted()
 	id := es.GetOrchestrationInstance().GetInstanceId()
 	var parent any
@@ -81,18 +105,23 @@ func (tx *txn) createInstance(eff *effects, e *backend.HistoryEvent) error {
 	if es.Input != nil {
 		input = es.Input.GetValue()
 	}
-	created := e.GetTimestamp().AsTime().UnixNano()
-	if _, err := tx.b.w.insertInstance.Exec(id, es.GetName(), es.GetVersion().GetValue(),
+	res, err := tx.b.w.insertInstance.Exec(id, es.GetName(), es.GetVersion().GetValue(),
 		es.GetOrchestrationInstance().GetExecutionId().GetValue(), parent,
-		int32(api.RUNTIME_STATUS_PENDING), created, tx.now.UnixNano(), input); err != nil {
-		return fmt.Errorf("insert instance %s: %w", id, err)
+		int32(api.RUNTIME_STATUS_PENDING), e.GetTimestamp().AsTime().UnixNano(), tx.now.UnixNano(), input)
+	if err != nil {
+		return false, fmt.Errorf("insert instance %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("insert instance %s: %w", id, err)
+	} else if n == 0 {
+		return false, nil
 	}
 	var due int64
 	if st := es.GetScheduledStartTimestamp(); st != nil && st.AsTime().After(tx.now) {
 		due = st.AsTime().UnixNano()
 	}
 	eff.created = append(eff.created, id)
-	return tx.insertInbox(eff, id, e, due)
+	return true, tx.insertInbox(eff, id, ev, due)
 }
 
 func validateStartEvent(e *backend.HistoryEvent) error {
@@ -129,27 +158,38 @@ func (b *Backend) CreateOrchestrationInstance(ctx context.Context, e *backend.Hi
 		}
 	}
 	id := e.GetExecutionStarted().GetOrchestrationInstance().GetInstanceId()
-	err := b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
-		status, exists, err := tx.instanceStatus(id)
+	ev, err := encode(e)
+	if err != nil {
+		return err
+	}
+	err = b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
+		// Insert first: a new ID, the common case, costs one statement.
+		if created, err := tx.createInstance(eff, ev); err != nil || created {
+			return err
+		}
+		status, _, err := tx.instanceStatus(id)
 		if err != nil {
 			return err
 		}
-		if exists {
-			if !slices.Contains(policy.GetOperationStatus(), status) {
-				return reject(api.ErrDuplicateInstance)
-			}
-			switch policy.GetAction() {
-			case api.REUSE_ID_ACTION_IGNORE:
-				return reject(api.ErrIgnoreInstance)
-			case api.REUSE_ID_ACTION_TERMINATE:
-				if err := tx.deleteInstance(eff, id); err != nil {
-					return err
-				}
-			default:
-				return reject(api.ErrDuplicateInstance)
-			}
+		if !slices.Contains(policy.GetOperationStatus(), status) {
+			return reject(api.ErrDuplicateInstance)
 		}
-		return tx.createInstance(eff, e)
+		switch policy.GetAction() {
+		case api.REUSE_ID_ACTION_IGNORE:
+			return reject(api.ErrIgnoreInstance)
+		case api.REUSE_ID_ACTION_TERMINATE:
+			if err := tx.deleteInstance(eff, id); err != nil {
+				return err
+			}
+			if created, err := tx.createInstance(eff, ev); err != nil {
+				return err
+			} else if !created {
+				return fmt.Errorf("create instance %s: still exists after delete", id)
+			}
+			return nil
+		default:
+			return reject(api.ErrDuplicateInstance)
+		}
 	}})
 	if errors.Is(err, api.ErrIgnoreInstance) {
 		b.log.Warn("instance exists; create request ignored by reuse policy", "instance", id)
@@ -173,17 +213,21 @@ func (b *Backend) AddNewOrchestrationEvent(ctx context.Context, iid api.Instance
 		return errors.New("add orchestration event: event has no timestamp")
 	}
 	id := string(iid)
+	ev, err := encode(e)
+	if err != nil {
+		return err
+	}
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
-		status, exists, err := tx.instanceStatus(id)
+		exists, running, err := tx.target(id)
 		switch {
 		case err != nil:
 			return err
 		case !exists:
 			return reject(api.ErrInstanceNotFound)
-		case isTerminal(status):
+		case !running:
 			return nil
 		}
-		return tx.insertInbox(eff, id, e, 0)
+		return tx.insertInbox(eff, id, ev, 0)
 	}})
 }
 
@@ -290,14 +334,18 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	if err != nil {
 		return nil, err
 	}
+	state := backend.NewOrchestrationRuntimeState(wi.InstanceID, history)
 	// Cache only for the lock holder: no turn of this instance can commit
-	// meanwhile, so what was read is current.
-	b.mu.Lock()
-	if inst := b.instances[id]; inst != nil && inst.locked && inst.token == wi.LockedBy {
-		b.cache.put(id, history)
+	// meanwhile, so what was read is current. Never cache a finished
+	// instance: the cache vouches for instances that take events.
+	if !state.IsCompleted() && len(history) > 0 {
+		b.mu.Lock()
+		if inst := b.instances[id]; inst != nil && inst.locked && inst.token == wi.LockedBy {
+			b.cache.put(id, history)
+		}
+		b.mu.Unlock()
 	}
-	b.mu.Unlock()
-	return backend.NewOrchestrationRuntimeState(wi.InstanceID, history), nil
+	return state, nil
 }
 
 func (b *Backend) readHistory(ctx context.Context, id string) ([]*backend.HistoryEvent, error) {
@@ -419,13 +467,31 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 	if err != nil {
 		return err
 	}
+	tasks, err := encodeAll(state.PendingTasks())
+	if err != nil {
+		return err
+	}
+	var timers []encodedEvent
+	if !terminal {
+		// A finished instance's timers would only be discarded.
+		if timers, err = encodeAll(state.PendingTimers()); err != nil {
+			return err
+		}
+	}
+	msgs := make([]encodedMessage, len(state.PendingMessages()))
+	for i, m := range state.PendingMessages() {
+		msgs[i].target = m.TargetInstanceID
+		if msgs[i].ev, err = encode(m.HistoryEvent); err != nil {
+			return err
+		}
+	}
 
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
 		b.mu.Lock()
 		inst := b.instances[id]
 		held := inst != nil && inst.locked && inst.token == wi.LockedBy
 		b.mu.Unlock()
-		if !held || tx.reset[id] {
+		if !held || tx.changed[id] {
 			return reject(backend.ErrWorkItemLockLost)
 		}
 		w := b.w
@@ -465,26 +531,23 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 				}
 			}
 		}
-		for _, e := range state.PendingTasks() {
-			buf, err := marshalEvent(e)
-			if err != nil {
-				return err
-			}
+		for _, t := range tasks {
 			aid := tx.allocID()
-			if _, err := w.insertActivity.Exec(id, aid, buf); err != nil {
+			if _, err := w.insertActivity.Exec(id, aid, t.buf); err != nil {
 				return fmt.Errorf("schedule activity of %s: %w", id, err)
 			}
-			eff.activities = append(eff.activities, &activity{id: aid, instanceID: id, e: e})
+			eff.activities = append(eff.activities, &activity{id: aid, instanceID: id, e: t.e})
 		}
-		if !terminal {
-			for _, e := range state.PendingTimers() {
-				if err := tx.insertInbox(eff, id, e, e.GetTimerFired().GetFireAt().AsTime().UnixNano()); err != nil {
-					return err
-				}
+		for _, t := range timers {
+			if err := tx.insertInbox(eff, id, t, t.e.GetTimerFired().GetFireAt().AsTime().UnixNano()); err != nil {
+				return err
 			}
 		}
-		for _, msg := range state.PendingMessages() {
-			if err := b.sendMessage(tx, eff, id, msg); err != nil {
+		if terminal {
+			tx.markChanged(id)
+		}
+		for _, m := range msgs {
+			if err := b.sendMessage(tx, eff, id, m); err != nil {
 				return err
 			}
 		}
@@ -493,33 +556,49 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 	}})
 }
 
+// encodedMessage is an orchestration's message to another instance, encoded.
+type encodedMessage struct {
+	target string
+	ev     encodedEvent
+}
+
+func encodeAll(events []*backend.HistoryEvent) ([]encodedEvent, error) {
+	out := make([]encodedEvent, len(events))
+	for i, e := range events {
+		var err error
+		if out[i], err = encode(e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // sendMessage delivers an orchestration's message to another instance:
 // creates a sub-orchestration, or queues an event for a running instance.
 // Messages that cannot be delivered are logged and dropped rather than failing
 // the sender's turn, which would otherwise be retried forever.
-func (b *Backend) sendMessage(tx *txn, eff *effects, from string, msg backend.OrchestratorMessage) error {
-	target := msg.TargetInstanceID
-	status, exists, err := tx.instanceStatus(target)
-	if err != nil {
-		return err
-	}
-	if es := msg.HistoryEvent.GetExecutionStarted(); es != nil {
-		if exists {
-			b.log.Warn("sub-orchestration instance exists; create request dropped",
-				"instance", from, "sub_instance", target)
-			return nil
-		}
-		if err := validateStartEvent(msg.HistoryEvent); err != nil {
+func (b *Backend) sendMessage(tx *txn, eff *effects, from string, m encodedMessage) error {
+	if m.ev.e.GetExecutionStarted() != nil {
+		if err := validateStartEvent(m.ev.e); err != nil {
 			b.log.Warn("invalid sub-orchestration start event dropped", "instance", from, "err", err)
 			return nil
 		}
-		return tx.createInstance(eff, msg.HistoryEvent)
+		created, err := tx.createInstance(eff, m.ev)
+		if err == nil && !created {
+			b.log.Warn("sub-orchestration instance exists; create request dropped",
+				"instance", from, "sub_instance", m.target)
+		}
+		return err
 	}
-	if !exists || isTerminal(status) {
-		b.log.Debug("message to missing or finished instance dropped", "instance", from, "target", target)
+	_, running, err := tx.target(m.target)
+	if err != nil {
+		return err
+	}
+	if !running {
+		b.log.Debug("message to missing or finished instance dropped", "instance", from, "target", m.target)
 		return nil
 	}
-	return tx.insertInbox(eff, target, msg.HistoryEvent, 0)
+	return tx.insertInbox(eff, m.target, m.ev, 0)
 }
 
 // instanceRow holds the instance columns a turn sets, computed from the state

@@ -110,7 +110,8 @@ func (s *writerStmts) list() []namedStmt {
 		{&s.selectStatus, `SELECT status FROM instances WHERE instance_id = ?`},
 		{&s.insertInstance, `INSERT INTO instances
 			(instance_id, name, version, execution_id, parent_id, status, created_at, updated_at, input)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (instance_id) DO NOTHING`},
 		// One statement for every turn: the CASE arms keep the columns a turn
 		// does not change, so there is one prepared statement, not a family.
 		{&s.updateInstance, `UPDATE instances SET
