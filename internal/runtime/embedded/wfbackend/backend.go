@@ -20,6 +20,8 @@ import (
 // ErrClosed is returned by operations on a Backend after Close.
 var ErrClosed = errors.New("workflow backend closed")
 
+var _ backend.Backend = (*Backend)(nil)
+
 // Backend is a durable, event-driven backend.Backend over one SQLite file.
 // Create it with Open and release it with Close. It is safe for concurrent
 // use; see the package documentation for the design.

@@ -23,6 +23,9 @@ import (
 //
 //	go test -run '^$' -bench . -benchtime 5000x ./internal/runtime/embedded/wfbackend/
 //
+// durabletask-go's backend manages about 10 workflows/s; give it a smaller
+// count: -bench 'FiveActivity/durabletask' -benchtime 200x.
+//
 // Sub-benchmarks:
 //   - throughput: b.N workflows, WFBACKEND_BENCH_CONCURRENCY (default 500)
 //     in flight at a time; reports workflows/s.

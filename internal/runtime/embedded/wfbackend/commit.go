@@ -14,9 +14,9 @@ import (
 // CompleteActivityWorkItem, PurgeOrchestrationState or DeleteTaskHub.
 type op struct {
 	// run writes the change inside the committer's open transaction and
-	// records in eff what memory must do once it commits. It must not touch
-	// memory itself (it may be run twice: in a batch, then alone) and must
-	// not write anything before returning a rejection.
+	// records in eff what memory must do once it commits. It may read memory
+	// but must not change it (it may run twice: in a batch that fails, then
+	// alone), and must not write anything before returning a rejection.
 	run  func(tx *txn, eff *effects) error
 	eff  effects
 	err  error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -726,5 +728,18 @@ func TestHistory(t *testing.T) {
 	}
 	if len(h) != len(state.NewEvents()) || h[1].GetExecutionStarted() == nil || h[len(h)-1].GetExecutionCompleted() == nil {
 		t.Errorf("History = %v, want the turn's %d events", h, len(state.NewEvents()))
+	}
+}
+
+func TestOpenPathWithSpecialCharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b#c?d%20e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "wf.db")
+	be := openAt(t, path)
+	mustCreate(t, be, defaultName, "x")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %s: %v", path, err)
 	}
 }
