@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/taskagent/taskagent/internal/notify"
+	"github.com/taskagent/taskagent/internal/workflow"
 )
 
 // Config is everything serve needs, with defaults filled in and checked.
@@ -22,6 +25,18 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+
+	WorkflowParallelism int
+
+	Notifier            string
+	NotifyURL           string
+	NotifyTimeout       time.Duration
+	NotifyAttempts      int
+	NotifyBackoff       time.Duration
+	NotifyFailAssignees string
+	NotifyFailureRate   float64
+	BreakerFailures     int
+	BreakerOpenTimeout  time.Duration
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -41,6 +56,16 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "TASKAGENT_SHUTDOWN_TIMEOUT", "how long to wait for requests on shutdown", durationValue{&c.ShutdownTimeout}},
 		{"log-level", "TASKAGENT_LOG_LEVEL", "debug, info, warn or error", levelValue{&c.LogLevel}},
 		{"log-format", "TASKAGENT_LOG_FORMAT", "text or json", stringValue{&c.LogFormat}},
+		{"workflow-parallelism", "TASKAGENT_WORKFLOW_PARALLELISM", "workflow steps run at once", intValue{&c.WorkflowParallelism}},
+		{"notifier", "TASKAGENT_NOTIFIER", "how assignees are notified: log or webhook", stringValue{&c.Notifier}},
+		{"notify-url", "TASKAGENT_NOTIFY_URL", "the webhook notifier's URL", stringValue{&c.NotifyURL}},
+		{"notify-timeout", "TASKAGENT_NOTIFY_TIMEOUT", "timeout of one notification attempt", durationValue{&c.NotifyTimeout}},
+		{"notify-attempts", "TASKAGENT_NOTIFY_ATTEMPTS", "notification attempts before compensating", intValue{&c.NotifyAttempts}},
+		{"notify-backoff", "TASKAGENT_NOTIFY_BACKOFF", "wait before the second notification attempt; doubles after", durationValue{&c.NotifyBackoff}},
+		{"notify-fail-assignees", "TASKAGENT_NOTIFY_FAIL_ASSIGNEES", "comma-separated assignees whose notifications always fail (fault injection)", stringValue{&c.NotifyFailAssignees}},
+		{"notify-failure-rate", "TASKAGENT_NOTIFY_FAILURE_RATE", "share of notifications that fail, 0 to 1 (fault injection)", floatValue{&c.NotifyFailureRate}},
+		{"notify-breaker-failures", "TASKAGENT_NOTIFY_BREAKER_FAILURES", "consecutive notification failures that open the circuit breaker", intValue{&c.BreakerFailures}},
+		{"notify-breaker-timeout", "TASKAGENT_NOTIFY_BREAKER_TIMEOUT", "how long the open breaker fails fast before a trial", durationValue{&c.BreakerOpenTimeout}},
 	}
 }
 
@@ -55,6 +80,14 @@ func defaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
+
+		WorkflowParallelism: 256,
+		Notifier:            "log",
+		NotifyTimeout:       5 * time.Second,
+		NotifyAttempts:      3,
+		NotifyBackoff:       time.Second,
+		BreakerFailures:     5,
+		BreakerOpenTimeout:  30 * time.Second,
 	}
 }
 
@@ -112,7 +145,58 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		problems = append(problems, fmt.Errorf("log-format %q is not text or json", c.LogFormat))
 	}
+	if c.WorkflowParallelism < 1 || c.WorkflowParallelism > 10_000 {
+		problems = append(problems, fmt.Errorf("workflow-parallelism %d is not between 1 and 10000", c.WorkflowParallelism))
+	}
+	if c.NotifyAttempts < 1 || c.NotifyAttempts > 20 {
+		problems = append(problems, fmt.Errorf("notify-attempts %d is not between 1 and 20", c.NotifyAttempts))
+	}
+	if c.NotifyBackoff <= 0 {
+		problems = append(problems, errors.New("notify-backoff must be positive"))
+	}
+	if err := c.notifyConfig().Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("notifier: %w", err))
+	}
 	return errors.Join(problems...)
+}
+
+// notifyConfig is the notifier part of c.
+func (c Config) notifyConfig() notify.Config {
+	return notify.Config{
+		Kind:               c.Notifier,
+		URL:                c.NotifyURL,
+		Timeout:            c.NotifyTimeout,
+		FailAssignees:      notify.ParseFailAssignees(c.NotifyFailAssignees),
+		FailureRate:        c.NotifyFailureRate,
+		BreakerFailures:    c.BreakerFailures,
+		BreakerOpenTimeout: c.BreakerOpenTimeout,
+	}
+}
+
+// notifyPolicy is the retry policy new workflows get for notifications.
+func (c Config) notifyPolicy() workflow.RetryPolicy {
+	p := workflow.DefaultNotifyPolicy()
+	p.MaxAttempts = c.NotifyAttempts
+	p.FirstInterval = workflow.Duration(c.NotifyBackoff)
+	p.AttemptTimeout = workflow.Duration(c.NotifyTimeout)
+	return p
+}
+
+type floatValue struct{ p *float64 }
+
+func (v floatValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+func (v floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	*v.p = f
+	return nil
 }
 
 type stringValue struct{ p *string }

@@ -10,11 +10,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/microsoft/durabletask-go/task"
+
 	"github.com/taskagent/taskagent/internal/actor"
 	"github.com/taskagent/taskagent/internal/actors"
 	"github.com/taskagent/taskagent/internal/chat"
 	"github.com/taskagent/taskagent/internal/httpapi"
+	"github.com/taskagent/taskagent/internal/notify"
 	"github.com/taskagent/taskagent/internal/runtime/embedded"
+	"github.com/taskagent/taskagent/internal/workflow"
 )
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -47,11 +51,36 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 		return fmt.Errorf("start embedded runtime: %w", err)
 	}
 	defer host.Close()
+	tasks := actors.Tasks{Invoker: host}
+
+	notifier, err := notify.New(cfg.notifyConfig(), log.With("component", "notify"))
+	if err != nil {
+		return err
+	}
+	reg := task.NewTaskRegistry()
+	wlog := log.With("component", "workflow")
+	if err := workflow.Register(reg, workflow.Activities{Tasks: tasks, Notifier: notifier, Log: wlog}, wlog); err != nil {
+		return err
+	}
+	engine, err := embedded.StartWorkflows(ctx, cfg.DataDir, reg, cfg.WorkflowParallelism, log.With("component", "workflow-engine"))
+	if err != nil {
+		return fmt.Errorf("start workflow engine: %w", err)
+	}
+	defer func() {
+		// Workflow steps in flight finish before the actors they call go away.
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := engine.Close(stopCtx); err != nil {
+			log.Warn("stop workflow engine", "err", err)
+		}
+	}()
 
 	api := httpapi.New(httpapi.Config{
-		Tasks:        actors.Tasks{Invoker: host},
+		Tasks:        tasks,
 		Chats:        actors.Chats{Invoker: host},
 		Events:       host.Events(),
+		Workflows:    workflow.Service{Engine: engine, Notify: cfg.notifyPolicy()},
+		Notifier:     notifier,
 		Ready:        host.Ready,
 		Logger:       log.With("component", "http"),
 		MaxBodyBytes: cfg.MaxBodyBytes,

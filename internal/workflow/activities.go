@@ -166,7 +166,7 @@ type NotifyResult struct {
 func (a Activities) notify(ctx context.Context, in NotifyInput) (NotifyResult, error) {
 	if in.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, in.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(in.Timeout))
 		defer cancel()
 	}
 	deadline := in.Deadline

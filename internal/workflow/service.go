@@ -192,12 +192,22 @@ func runtimeStatus(s api.OrchestrationStatus) string {
 func Timeline(history []*backend.HistoryEvent) []Step {
 	steps := []Step{}
 	pending := map[int32]int{} // event id of a scheduling -> index in steps
+	attempts := map[string]int{}
+	timers := 0
 	for _, e := range history {
 		at := e.GetTimestamp().AsTime().UTC()
 		switch {
 		case e.GetTaskScheduled() != nil:
 			pending[e.GetEventId()] = len(steps)
-			steps = append(steps, Step{Name: e.GetTaskScheduled().GetName(), Kind: KindActivity, Started: at})
+			name, kind := e.GetTaskScheduled().GetName(), KindActivity
+			if n, ok := stepNames[name]; ok {
+				name = n
+			}
+			if name == stepUnassign {
+				kind = KindCompensation
+			}
+			attempts[name]++
+			steps = append(steps, Step{Name: name, Kind: kind, Attempt: attempts[name], Started: at})
 		case e.GetTaskCompleted() != nil:
 			if i, ok := pending[e.GetTaskCompleted().GetTaskScheduledId()]; ok {
 				steps[i].Finished, steps[i].Outcome = at, OutcomeOK
@@ -213,7 +223,8 @@ func Timeline(history []*backend.HistoryEvent) []Step {
 			}
 		case e.GetTimerCreated() != nil:
 			pending[e.GetEventId()] = len(steps)
-			steps = append(steps, Step{Name: stepBackoff, Kind: KindTimer, Started: at})
+			timers++
+			steps = append(steps, Step{Name: stepBackoff, Kind: KindTimer, Attempt: timers, Started: at})
 		case e.GetTimerFired() != nil:
 			if i, ok := pending[e.GetTimerFired().GetTimerId()]; ok {
 				steps[i].Finished, steps[i].Outcome = at, OutcomeOK
@@ -221,4 +232,14 @@ func Timeline(history []*backend.HistoryEvent) []Step {
 		}
 	}
 	return steps
+}
+
+// stepNames maps activity names to the step names of the timeline.
+var stepNames = map[string]string{
+	ActivityValidate:    stepValidate,
+	ActivityCreate:      stepCreate,
+	ActivityAssign:      stepAssign,
+	ActivitySetDeadline: stepDeadline,
+	ActivityNotify:      stepNotify,
+	ActivityUnassign:    stepUnassign,
 }

@@ -1,6 +1,8 @@
 package workflow
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"time"
 
@@ -44,22 +46,42 @@ type RetryPolicy struct {
 	MaxAttempts int `json:"max_attempts"`
 	// FirstInterval is the wait before the second attempt; each later wait is
 	// Coefficient times the one before.
-	FirstInterval time.Duration `json:"first_interval"`
-	Coefficient   float64       `json:"backoff_coefficient"`
+	FirstInterval Duration `json:"first_interval"`
+	Coefficient   float64  `json:"backoff_coefficient"`
 	// MaxInterval caps each wait.
-	MaxInterval time.Duration `json:"max_interval"`
+	MaxInterval Duration `json:"max_interval"`
 	// AttemptTimeout bounds one attempt.
-	AttemptTimeout time.Duration `json:"attempt_timeout"`
+	AttemptTimeout Duration `json:"attempt_timeout"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as a string such as "1s".
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"1s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // DefaultNotifyPolicy is the seed's: 3 attempts, waiting 1 s and then 2 s.
 func DefaultNotifyPolicy() RetryPolicy {
-	return RetryPolicy{MaxAttempts: 3, FirstInterval: time.Second, Coefficient: 2, MaxInterval: time.Minute, AttemptTimeout: 10 * time.Second}
+	return RetryPolicy{MaxAttempts: 3, FirstInterval: Duration(time.Second), Coefficient: 2, MaxInterval: Duration(time.Minute), AttemptTimeout: Duration(10 * time.Second)}
 }
 
 // actorPolicy retries the steps that call actors: they fail only when the runtime
 // is briefly unavailable.
-var actorPolicy = RetryPolicy{MaxAttempts: 3, FirstInterval: time.Second, Coefficient: 2, MaxInterval: 10 * time.Second, AttemptTimeout: 30 * time.Second}
+var actorPolicy = RetryPolicy{MaxAttempts: 3, FirstInterval: Duration(time.Second), Coefficient: 2, MaxInterval: Duration(10 * time.Second), AttemptTimeout: Duration(30 * time.Second)}
 
 // normalized fills in defaults and clamps the policy to sane values.
 func (p RetryPolicy) normalized() RetryPolicy {
@@ -87,7 +109,7 @@ func (p RetryPolicy) normalized() RetryPolicy {
 func (p RetryPolicy) wait(n int) time.Duration {
 	d := float64(p.FirstInterval) * math.Pow(p.Coefficient, float64(n-2))
 	if d > float64(p.MaxInterval) {
-		return p.MaxInterval
+		return time.Duration(p.MaxInterval)
 	}
 	return time.Duration(d)
 }
@@ -161,12 +183,12 @@ type (
 	}
 	// NotifyInput is the notify step's input.
 	NotifyInput struct {
-		NotificationID string        `json:"notification_id"`
-		TaskID         string        `json:"task_id"`
-		Title          string        `json:"title"`
-		Assignee       string        `json:"assignee"`
-		Deadline       time.Time     `json:"deadline"`
-		Attempt        int           `json:"attempt"`
-		Timeout        time.Duration `json:"timeout"`
+		NotificationID string    `json:"notification_id"`
+		TaskID         string    `json:"task_id"`
+		Title          string    `json:"title"`
+		Assignee       string    `json:"assignee"`
+		Deadline       time.Time `json:"deadline"`
+		Attempt        int       `json:"attempt"`
+		Timeout        Duration  `json:"timeout"`
 	}
 )
