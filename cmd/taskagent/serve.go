@@ -76,11 +76,14 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 	}()
 
 	api := httpapi.New(httpapi.Config{
-		Tasks:        tasks,
-		Chats:        actors.Chats{Invoker: host},
-		Events:       host.Events(),
-		Workflows:    workflow.Service{Engine: engine, Notify: cfg.notifyPolicy()},
-		Notifier:     notifier,
+		Tasks:     tasks,
+		Chats:     actors.Chats{Invoker: host},
+		Events:    host.Events(),
+		Workflows: workflow.Service{Engine: engine, Notify: cfg.notifyPolicy()},
+		Notifier:  notifier,
+		Stats: func() any {
+			return map[string]any{"name": "embedded", "actors": host.Stats(), "workflows": engine.Backend().Stats()}
+		},
 		Ready:        host.Ready,
 		Logger:       log.With("component", "http"),
 		MaxBodyBytes: cfg.MaxBodyBytes,

@@ -34,6 +34,9 @@ type Config struct {
 	Workflows WorkflowService
 	// Notifier serves GET /notifier; nil leaves it out.
 	Notifier NotifierStatus
+	// Stats adds the runtime's own figures to GET /stats; nil reports the
+	// process's only.
+	Stats func() any
 	// Ready reports whether the runtime can serve requests (storage open, sidecar
 	// reachable); GET /readyz answers 503 while it returns an error. Nil means
 	// always ready.
@@ -105,6 +108,7 @@ func New(cfg Config) *Server {
 func (s *Server) routes() {
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /stats", s.stats)
 
 	s.handle("POST /tasks", s.createTask)
 	s.handle("GET /tasks/{id}", s.getTask)

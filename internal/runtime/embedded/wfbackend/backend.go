@@ -330,10 +330,10 @@ func (b *Backend) runTimers() {
 // Stats describes the committer's work so far.
 type Stats struct {
 	// Transactions is the number of committed transactions.
-	Transactions int64
+	Transactions int64 `json:"transactions"`
 	// Changes is the number of changes (API calls) they carried; divided by
 	// Transactions it gives the mean group-commit batch size.
-	Changes int64
+	Changes int64 `json:"changes"`
 }
 
 // Stats reports the committer's work so far, to observe group commit.
