@@ -37,6 +37,13 @@ type Config struct {
 	NotifyFailureRate   float64
 	BreakerFailures     int
 	BreakerOpenTimeout  time.Duration
+
+	DaprHTTPPort           int
+	DaprGRPCPort           int
+	DaprAPIToken           string
+	AppAPIToken            string
+	DaprReminderPartitions int
+	DaprReminderRetry      time.Duration
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -49,7 +56,7 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{"addr", "TASKAGENT_ADDR", "address to serve HTTP on", stringValue{&c.Addr}},
 		{"data-dir", "TASKAGENT_DATA_DIR", "directory for the embedded runtime's data", stringValue{&c.DataDir}},
-		{"runtime", "TASKAGENT_RUNTIME", "runtime: embedded", stringValue{&c.Runtime}},
+		{"runtime", "TASKAGENT_RUNTIME", "runtime: embedded or dapr", stringValue{&c.Runtime}},
 		{"actor-idle-timeout", "TASKAGENT_ACTOR_IDLE_TIMEOUT", "deactivate actors idle for this long", durationValue{&c.ActorIdleTime}},
 		{"chat-history", "TASKAGENT_CHAT_HISTORY", "exchanges of chat history kept per user", intValue{&c.ChatHistory}},
 		{"max-body-bytes", "TASKAGENT_MAX_BODY_BYTES", "largest request body accepted", int64Value{&c.MaxBodyBytes}},
@@ -66,6 +73,13 @@ func (c *Config) settings() []setting {
 		{"notify-failure-rate", "TASKAGENT_NOTIFY_FAILURE_RATE", "share of notifications that fail, 0 to 1 (fault injection)", floatValue{&c.NotifyFailureRate}},
 		{"notify-breaker-failures", "TASKAGENT_NOTIFY_BREAKER_FAILURES", "consecutive notification failures that open the circuit breaker", intValue{&c.BreakerFailures}},
 		{"notify-breaker-timeout", "TASKAGENT_NOTIFY_BREAKER_TIMEOUT", "how long the open breaker fails fast before a trial", durationValue{&c.BreakerOpenTimeout}},
+		{"dapr-http-port", "DAPR_HTTP_PORT", "the Dapr sidecar's HTTP port (runtime dapr)", intValue{&c.DaprHTTPPort}},
+		{"dapr-grpc-port", "DAPR_GRPC_PORT", "the Dapr sidecar's gRPC port (runtime dapr)", intValue{&c.DaprGRPCPort}},
+		{"dapr-reminder-partitions", "TASKAGENT_DAPR_REMINDER_PARTITIONS", "state records each actor type's reminders are spread over (runtime dapr)", intValue{&c.DaprReminderPartitions}},
+		{"dapr-reminder-retry", "TASKAGENT_DAPR_REMINDER_RETRY", "how soon a failed one-shot reminder fires again (runtime dapr)", durationValue{&c.DaprReminderRetry}},
+		// Secrets come from the environment only, never from a command line.
+		{"", "DAPR_API_TOKEN", "token the app sends the sidecar", stringValue{&c.DaprAPIToken}},
+		{"", "APP_API_TOKEN", "token the sidecar must send the app", stringValue{&c.AppAPIToken}},
 	}
 }
 
@@ -88,6 +102,9 @@ func defaultConfig() Config {
 		NotifyBackoff:       time.Second,
 		BreakerFailures:     5,
 		BreakerOpenTimeout:  30 * time.Second,
+
+		DaprReminderPartitions: 64,
+		DaprReminderRetry:      5 * time.Second,
 	}
 }
 
@@ -104,7 +121,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 				problems = append(problems, fmt.Errorf("%s=%q: %w", s.env, v, err))
 			}
 		}
-		fs.Var(s.value, s.flag, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+		if s.flag != "" {
+			fs.Var(s.value, s.flag, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -124,8 +143,20 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		problems = append(problems, errors.New("addr is empty"))
 	}
-	if c.Runtime != "embedded" {
-		problems = append(problems, fmt.Errorf("runtime %q is not supported; use embedded", c.Runtime))
+	switch c.Runtime {
+	case "embedded":
+	case "dapr":
+		if c.DaprHTTPPort <= 0 || c.DaprGRPCPort <= 0 {
+			problems = append(problems, errors.New("runtime dapr needs the sidecar's ports: set DAPR_HTTP_PORT and DAPR_GRPC_PORT"))
+		}
+		if c.DaprReminderPartitions < 0 || c.DaprReminderPartitions > 100_000 {
+			problems = append(problems, fmt.Errorf("dapr-reminder-partitions %d is not between 0 and 100000", c.DaprReminderPartitions))
+		}
+		if c.DaprReminderRetry < 100*time.Millisecond {
+			problems = append(problems, fmt.Errorf("dapr-reminder-retry %v is under 100ms", c.DaprReminderRetry))
+		}
+	default:
+		problems = append(problems, fmt.Errorf("runtime %q is not embedded or dapr", c.Runtime))
 	}
 	if c.Runtime == "embedded" && c.DataDir == "" {
 		problems = append(problems, errors.New("data-dir is empty"))

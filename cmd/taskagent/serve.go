@@ -17,7 +17,6 @@ import (
 	"github.com/taskagent/taskagent/internal/chat"
 	"github.com/taskagent/taskagent/internal/httpapi"
 	"github.com/taskagent/taskagent/internal/notify"
-	"github.com/taskagent/taskagent/internal/runtime/embedded"
 	"github.com/taskagent/taskagent/internal/workflow"
 )
 
@@ -37,64 +36,87 @@ func actorTypes(cfg Config) []actor.Type {
 	}
 }
 
+// system is a started runtime as serve needs it: the same pieces on either
+// runtime.
+type system struct {
+	invoker actor.Invoker
+	events  httpapi.EventLog
+	engine  workflow.Engine
+	ready   func(context.Context) error
+	stats   func() any
+	// protocol serves the runtime's own routes beside the API (Dapr's app
+	// protocol); nil on the embedded runtime.
+	protocol   http.Handler
+	isProtocol func(path string) bool
+	// started runs once the HTTP server listens (the Dapr sidecar needs the app
+	// up before it can take workflow work).
+	started func(ctx context.Context)
+	// close stops the runtime: workflow work first, then actors.
+	close func(ctx context.Context)
+}
+
 // serve runs the system until ctx is done, then shuts down gracefully: it stops
 // taking connections, lets requests in flight finish (up to the shutdown timeout),
 // and closes the runtime after them.
 func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 
-	host, err := embedded.Open(ctx, cfg.DataDir, actorTypes(cfg), embedded.Options{
-		IdleTimeout: cfg.ActorIdleTime,
-		Logger:      log.With("component", "actors"),
-	})
-	if err != nil {
-		return fmt.Errorf("start embedded runtime: %w", err)
-	}
-	defer host.Close()
-	tasks := actors.Tasks{Invoker: host}
-
 	notifier, err := notify.New(cfg.notifyConfig(), log.With("component", "notify"))
 	if err != nil {
 		return err
 	}
+	// The registry is filled once the invoker exists: activities reach actors
+	// through it.
 	reg := task.NewTaskRegistry()
-	wlog := log.With("component", "workflow")
-	if err := workflow.Register(reg, workflow.Activities{Tasks: tasks, Notifier: notifier, Log: wlog}, wlog); err != nil {
+	register := func(inv actor.Invoker) error {
+		wlog := log.With("component", "workflow")
+		return workflow.Register(reg, workflow.Activities{Tasks: actors.Tasks{Invoker: inv}, Notifier: notifier, Log: wlog}, wlog)
+	}
+
+	var sys *system
+	switch cfg.Runtime {
+	case "dapr":
+		sys, err = startDapr(ctx, cfg, log, reg, register)
+	default:
+		sys, err = startEmbedded(ctx, cfg, log, reg, register)
+	}
+	if err != nil {
 		return err
 	}
-	engine, err := embedded.StartWorkflows(ctx, cfg.DataDir, reg, cfg.WorkflowParallelism, log.With("component", "workflow-engine"))
-	if err != nil {
-		return fmt.Errorf("start workflow engine: %w", err)
-	}
 	defer func() {
-		// Workflow steps in flight finish before the actors they call go away.
 		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		if err := engine.Close(stopCtx); err != nil {
-			log.Warn("stop workflow engine", "err", err)
-		}
+		sys.close(stopCtx)
 	}()
 
 	api := httpapi.New(httpapi.Config{
-		Tasks:     tasks,
-		Chats:     actors.Chats{Invoker: host},
-		Events:    host.Events(),
-		Workflows: workflow.Service{Engine: engine, Notify: cfg.notifyPolicy()},
-		Notifier:  notifier,
-		Stats: func() any {
-			return map[string]any{"name": "embedded", "actors": host.Stats(), "workflows": engine.Backend().Stats()}
-		},
-		Ready:        host.Ready,
+		Tasks:        actors.Tasks{Invoker: sys.invoker},
+		Chats:        actors.Chats{Invoker: sys.invoker},
+		Events:       sys.events,
+		Workflows:    workflow.Service{Engine: sys.engine, Notify: cfg.notifyPolicy()},
+		Notifier:     notifier,
+		Stats:        sys.stats,
+		Ready:        sys.ready,
 		Logger:       log.With("component", "http"),
 		MaxBodyBytes: cfg.MaxBodyBytes,
 	})
+	var handler http.Handler = api
+	if sys.protocol != nil {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if sys.isProtocol(r.URL.Path) {
+				sys.protocol.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -105,6 +127,9 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if sys.started != nil {
+		go sys.started(ctx)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
