@@ -15,13 +15,17 @@ import (
 	"testing"
 	"time"
 
+	dtask "github.com/microsoft/durabletask-go/task"
+
 	"github.com/taskagent/taskagent/internal/actor"
 	"github.com/taskagent/taskagent/internal/actors"
 	"github.com/taskagent/taskagent/internal/chat"
 	"github.com/taskagent/taskagent/internal/errs"
 	"github.com/taskagent/taskagent/internal/event"
+	"github.com/taskagent/taskagent/internal/notify"
 	"github.com/taskagent/taskagent/internal/runtime/embedded"
 	"github.com/taskagent/taskagent/internal/task"
+	"github.com/taskagent/taskagent/internal/workflow"
 )
 
 // testWait bounds every wait for something that should happen promptly. Tests
@@ -39,6 +43,11 @@ type testAPI struct {
 	clock *fakeClock
 	logs  *syncBuffer // the API's log only, not the runtime's
 
+	// engine and notifier serve the workflow routes; nil unless newWorkflowAPI
+	// made the API.
+	engine   *embedded.WorkflowEngine
+	notifier *notify.Service
+
 	mu       sync.Mutex
 	inflight int
 	changed  chan struct{} // closed and replaced whenever inflight changes
@@ -49,29 +58,67 @@ type testAPI struct {
 // GET /events reads. The runtime and the API share a fake clock, so deadlines are
 // exact and a test moves time on when it wants a deadline to pass. opts adjust the
 // Config before New, for tests that need a failing service or short heartbeats.
+// The workflow routes are left out; newWorkflowAPI adds them.
 func newTestAPI(t *testing.T, opts ...func(*Config)) *testAPI {
 	t.Helper()
+	return startTestAPI(t, nil, opts)
+}
+
+// workflowOptions configure the workflow engine and notifier of newWorkflowAPI.
+type workflowOptions struct {
+	// failAssignees are the notifier's injected failures: every notification to
+	// one of them fails as a transient error.
+	failAssignees []string
+	// backoff is the notification retry policy's first wait (the second is twice
+	// as long); 20ms when zero, so that a failing notification fails fast.
+	backoff time.Duration
+	// hold, when not nil, makes every notification attempt wait until it is
+	// closed, so that a test can act on a workflow that is certainly running.
+	hold <-chan struct{}
+}
+
+// newWorkflowAPI is newTestAPI with the workflow routes on the real workflow
+// engine, wired as cmd/taskagent wires it: TaskProcessingWorkflow in the
+// embedded engine over the same data directory, its activities calling the
+// runtime's TaskActors and the log notifier (behind fault injection and the
+// circuit breaker), GET /notifier on that notifier and GET /stats with the
+// runtime's and the engine's figures.
+//
+// The engine's timers and clock are real: a workflow sets its task's deadline
+// as an absolute time from the start of the orchestration, and the TaskActor
+// refuses one that is not after its own (fake) now. The fake clock therefore
+// starts at the real time here, instead of a fixed date that every deadline the
+// workflow sets would have to fall after (and within task.MaxDeadline of), and
+// then stays put as it does for newTestAPI.
+func newWorkflowAPI(t *testing.T, o workflowOptions, opts ...func(*Config)) *testAPI {
+	t.Helper()
+	return startTestAPI(t, &o, opts)
+}
+
+func startTestAPI(t *testing.T, wf *workflowOptions, opts []func(*Config)) *testAPI {
+	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	if wf != nil {
+		clock.now = time.Now().UTC().Truncate(time.Second)
+	}
 	// The runtime logs apart from the API, so that tests of what the API logs
 	// count only its records.
 	logs, runtimeLogs := &syncBuffer{}, &syncBuffer{}
-	host, err := embedded.Open(t.Context(), t.TempDir(),
+	dir := t.TempDir()
+	host, err := embedded.Open(t.Context(), dir,
 		[]actor.Type{actors.TaskActor(), actors.ChatActor(chat.Rules{}, 0)},
 		embedded.Options{Now: clock.Now, Logger: testLogger(t, runtimeLogs).With("component", "runtime")})
 	if err != nil {
 		t.Fatalf("open runtime: %v", err)
 	}
 	// Cleanups run last-in first-out, so this one, registered first, runs after
-	// the server has closed: no handler is using the runtime any more.
+	// the server has closed (and the workflow engine has stopped): no handler or
+	// activity is using the runtime any more.
 	t.Cleanup(func() {
 		if err := host.Close(); err != nil {
 			t.Errorf("close runtime: %v", err)
 		}
-		for _, rec := range runtimeLogs.records(t) {
-			if rec["level"] == "ERROR" {
-				t.Errorf("the runtime logged an error: %v", rec)
-			}
-		}
+		wantNoErrors(t, "the runtime", runtimeLogs)
 	})
 	cfg := Config{
 		Tasks:  actors.Tasks{Invoker: host},
@@ -81,10 +128,14 @@ func newTestAPI(t *testing.T, opts ...func(*Config)) *testAPI {
 		Now:    clock.Now,
 		Logger: testLogger(t, logs),
 	}
+	a := &testAPI{t: t, host: host, clock: clock, logs: logs, changed: make(chan struct{})}
+	if wf != nil {
+		a.startWorkflows(t, dir, *wf, &cfg)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	a := &testAPI{t: t, api: New(cfg), host: host, clock: clock, logs: logs, changed: make(chan struct{})}
+	a.api = New(cfg)
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.track(+1)
 		defer a.track(-1)
@@ -94,6 +145,82 @@ func newTestAPI(t *testing.T, opts ...func(*Config)) *testAPI {
 	t.Cleanup(a.srv.Close)
 	t.Cleanup(a.api.CloseStreams)
 	return a
+}
+
+// startWorkflows starts the workflow engine in dir over a's runtime and puts it,
+// the notifier and the stats into cfg.
+func (a *testAPI) startWorkflows(t *testing.T, dir string, o workflowOptions, cfg *Config) {
+	t.Helper()
+	wfLogs := &syncBuffer{}
+	log := testLogger(t, wfLogs)
+	n, err := notify.New(notify.Config{FailAssignees: o.failAssignees}, log.With("component", "notify"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	var notifier notify.Notifier = n
+	if o.hold != nil {
+		notifier = heldNotifier{Notifier: n, hold: o.hold}
+	}
+	reg := dtask.NewTaskRegistry()
+	wlog := log.With("component", "workflow")
+	acts := workflow.Activities{Tasks: actors.Tasks{Invoker: a.host}, Notifier: notifier, Log: wlog}
+	if err := workflow.Register(reg, acts, wlog); err != nil {
+		t.Fatalf("register workflow: %v", err)
+	}
+	// Not t.Context(): that ends before the cleanups run, and the engine must
+	// stop in its own cleanup, after the server and before the runtime.
+	engine, err := embedded.StartWorkflows(context.Background(), dir, reg, 16, log.With("component", "workflow-engine"))
+	if err != nil {
+		t.Fatalf("start workflow engine: %v", err)
+	}
+	// Registered after the runtime's cleanup and before the server's, so it runs
+	// between them: no request reaches the engine any more, and no activity calls
+	// the runtime once it has closed.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		if err := engine.Close(ctx); err != nil {
+			t.Errorf("close workflow engine: %v", err)
+		}
+		wantNoErrors(t, "the workflow engine", wfLogs)
+	})
+	policy := workflow.DefaultNotifyPolicy()
+	policy.FirstInterval = workflow.Duration(20 * time.Millisecond)
+	if o.backoff > 0 {
+		policy.FirstInterval = workflow.Duration(o.backoff)
+	}
+	cfg.Workflows = workflow.Service{Engine: engine, Notify: policy}
+	cfg.Notifier = n
+	cfg.Stats = func() any {
+		return map[string]any{"name": "embedded", "actors": a.host.Stats(), "workflows": engine.Backend().Stats()}
+	}
+	a.engine, a.notifier = engine, n
+}
+
+// heldNotifier makes each notification wait until hold is closed, or its attempt
+// times out, before the real notifier sends it.
+type heldNotifier struct {
+	notify.Notifier
+	hold <-chan struct{}
+}
+
+func (h heldNotifier) Notify(ctx context.Context, n notify.Notification) error {
+	select {
+	case <-h.hold:
+		return h.Notifier.Notify(ctx, n)
+	case <-ctx.Done():
+		return errs.E(errs.Unavailable, "notification held until the attempt ended: %v", ctx.Err())
+	}
+}
+
+// wantNoErrors fails t for every record at level ERROR in logs, written by who.
+func wantNoErrors(t *testing.T, who string, logs *syncBuffer) {
+	t.Helper()
+	for _, rec := range logs.records(t) {
+		if rec["level"] == "ERROR" {
+			t.Errorf("%s logged an error: %v", who, rec)
+		}
+	}
 }
 
 // testLogger logs JSON at every level to the test's output and to buf.
