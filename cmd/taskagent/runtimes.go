@@ -31,7 +31,9 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger, reg *task.
 		host.Close()
 		return nil, err
 	}
-	engine, err := embedded.StartWorkflows(ctx, cfg.DataDir, reg, cfg.WorkflowParallelism, log.With("component", "workflow-engine"))
+	// The workers stop when close says so, not when the signal arrives: close
+	// cancels steps still running, which resume at the next start.
+	engine, err := embedded.StartWorkflows(context.WithoutCancel(ctx), cfg.DataDir, reg, cfg.WorkflowParallelism, log.With("component", "workflow-engine"))
 	if err != nil {
 		host.Close()
 		return nil, fmt.Errorf("start workflow engine: %w", err)
@@ -45,7 +47,7 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger, reg *task.
 			return map[string]any{"name": "embedded", "actors": host.Stats(), "workflows": engine.Backend().Stats()}
 		},
 		close: func(ctx context.Context) {
-			// Workflow steps in flight finish before the actors they call go away.
+			// Stop workflow work before the actors it calls go away.
 			if err := engine.Close(ctx); err != nil {
 				log.Warn("stop workflow engine", "err", err)
 			}

@@ -230,11 +230,13 @@ func TestProcessTaskOnce(t *testing.T) {
 		t.Errorf("timeline while running (-want +got):\n%s", diff)
 	}
 
-	// The same request, and one with other fields: the running workflow either way.
+	// The same request gets the running workflow; one with other fields is a
+	// conflict, not silently dropped.
 	a.process(seedRequest, "running")
 	other := seedRequest
 	other.Title, other.Assignee = "Another title", "bob@example.com"
-	a.process(other, "running")
+	b, _ := json.Marshal(other)
+	wantError(t, a.do("POST", "/tasks/process", string(b)), http.StatusConflict, errs.Conflict, "")
 	// A running workflow cannot be deleted.
 	wantError(t, a.do("DELETE", "/workflows/"+id, ""), http.StatusConflict, errs.Conflict, "")
 

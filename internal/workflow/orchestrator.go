@@ -114,7 +114,9 @@ func (r *run) process() Result {
 
 	// 5. Notify, retried with backoff on durable timers.
 	notify := NotifyInput{
-		NotificationID: string(r.ctx.ID),
+		// Unique to this run: a task processed again after its workflow was purged
+		// is notified again, not deduplicated away. Deterministic across replays.
+		NotificationID: fmt.Sprintf("%s@%d", r.ctx.ID, started.UnixNano()),
 		TaskID:         in.TaskID,
 		Title:          in.Title,
 		Assignee:       in.Assignee,

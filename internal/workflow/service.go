@@ -47,7 +47,8 @@ type Started struct {
 }
 
 // Start starts the workflow for in.TaskID. While a workflow for the task runs,
-// starting it again returns that one; once it has finished, starting again is an
+// starting it again with the same request returns that one, and with another
+// request is an errs.Conflict; once it has finished, starting again is an
 // errs.Conflict (purge it first). in.TaskID must be a valid id: it names the
 // instance. Every other rule is the workflow's own validation step.
 func (s Service) Start(ctx context.Context, in Input) (Started, error) {
@@ -64,6 +65,9 @@ func (s Service) Start(ctx context.Context, in Input) (Started, error) {
 		md, err := s.Engine.Metadata(ctx, id)
 		switch {
 		case err == nil && running(md.RuntimeStatus):
+			if !sameRequest(md.SerializedInput, in) {
+				return Started{}, errs.E(errs.Conflict, "workflow %s is running with other data for task %s", id, in.TaskID)
+			}
 			return Started{ID: id, Status: "running"}, nil
 		case err == nil:
 			return Started{}, errs.E(errs.Conflict, "workflow %s already finished (%s); delete it to process task %s again",
@@ -83,6 +87,16 @@ func (s Service) Start(ctx context.Context, in Input) (Started, error) {
 	return Started{ID: id, Status: "running"}, nil
 }
 
+// sameRequest reports whether a running workflow's stored input is the request in.
+func sameRequest(stored string, in Input) bool {
+	var was Input
+	if err := json.Unmarshal([]byte(stored), &was); err != nil {
+		return false
+	}
+	return was.TaskID == in.TaskID && was.Title == in.Title && was.Description == in.Description &&
+		was.Assignee == in.Assignee && was.DeadlineSeconds == in.DeadlineSeconds
+}
+
 // Status is a workflow as the API shows it.
 type Status struct {
 	ID            string    `json:"workflow_id"`
@@ -93,6 +107,8 @@ type Status struct {
 	Input         *Input    `json:"input,omitempty"`
 	Output        *Result   `json:"output,omitempty"`
 	Failure       *Failure  `json:"failure,omitempty"`
+	// Reason is why a terminated workflow was terminated.
+	Reason string `json:"reason,omitempty"`
 	// Timeline lists every attempt, timer and compensation so far.
 	Timeline []Step `json:"timeline"`
 }
@@ -128,6 +144,12 @@ func (s Service) Get(ctx context.Context, id string) (Status, error) {
 		if json.Unmarshal([]byte(md.SerializedOutput), &out) == nil && out.Status != "" {
 			st.Output = &out
 			st.Timeline = out.Steps
+		} else if md.RuntimeStatus == api.RUNTIME_STATUS_TERMINATED {
+			// A terminated workflow's output is the reason it was given.
+			var reason string
+			if json.Unmarshal([]byte(md.SerializedOutput), &reason) == nil {
+				st.Reason = reason
+			}
 		}
 	}
 	if fd := md.FailureDetails; fd != nil {

@@ -55,10 +55,18 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (rc *receiver) count(key string) int {
+// count returns the deliveries of workflow id's notifications: their keys are
+// the workflow id and the run.
+func (rc *receiver) count(id string) int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return rc.delivered[key]
+	n := 0
+	for k, v := range rc.delivered {
+		if strings.HasPrefix(k, id+"@") {
+			n += v
+		}
+	}
+	return n
 }
 
 type system struct {
@@ -344,8 +352,8 @@ func TestTerminate(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.finish(t, started.ID)
-	if st.RuntimeStatus != "TERMINATED" {
-		t.Fatalf("runtime status %s, want TERMINATED", st.RuntimeStatus)
+	if st.RuntimeStatus != "TERMINATED" || st.Reason != "operator" {
+		t.Fatalf("runtime status %s, reason %q; want TERMINATED for \"operator\"", st.RuntimeStatus, st.Reason)
 	}
 	if err := s.svc.Terminate(t.Context(), started.ID, ""); errs.KindOf(err) != errs.Conflict {
 		t.Fatalf("terminate a finished workflow: %v, want a conflict", err)
