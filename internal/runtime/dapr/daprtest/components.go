@@ -1,0 +1,104 @@
+package daprtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Names the components are written with. They must equal dapr.StateStore and
+// dapr.PubSub (this package cannot import dapr; its tests check).
+const (
+	stateStoreName = "statestore"
+	pubSubName     = "pubsub"
+)
+
+// Resources is a directory of Dapr components and the Configuration file for
+// a sidecar.
+type Resources struct {
+	// Dir holds the components, for daprd's --resources-path.
+	Dir string
+	// Config is the Configuration file, for daprd's --config.
+	Config string
+}
+
+// WriteComponents writes, into a temporary directory, the components
+// taskagent uses on Dapr, both on the Redis at redisAddr: the state store
+// (state.redis, actorStateStore "true") and the pub/sub (pubsub.redis, with a
+// consumer group per sidecar so that every sidecar receives every event),
+// and a Configuration with tracing and mDNS off. Dapr 1.14 needs no feature
+// flag for actors or workflows.
+func WriteComponents(t testing.TB, redisAddr string) Resources {
+	t.Helper()
+	dir := t.TempDir()
+	res := Resources{Dir: filepath.Join(dir, "components"), Config: filepath.Join(dir, "config.yaml")}
+	files := map[string]string{
+		filepath.Join(res.Dir, "statestore.yaml"): stateStoreYAML,
+		filepath.Join(res.Dir, "pubsub.yaml"):     pubSubYAML,
+		res.Config:                                configYAML,
+	}
+	if err := os.Mkdir(res.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("{{redis}}", redisAddr, "{{statestore}}", stateStoreName, "{{pubsub}}", pubSubName)
+	for path, text := range files {
+		if err := os.WriteFile(path, []byte(r.Replace(text)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+const stateStoreYAML = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: {{statestore}}
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+    - name: redisHost
+      value: "{{redis}}"
+    - name: redisPassword
+      value: ""
+    - name: actorStateStore
+      value: "true"
+`
+
+// pubSubYAML gives each sidecar its own consumer group ("{uuid}" is replaced
+// by daprd at start-up), so every replica receives every event.
+const pubSubYAML = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: {{pubsub}}
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+    - name: redisHost
+      value: "{{redis}}"
+    - name: redisPassword
+      value: ""
+    - name: consumerID
+      value: "{uuid}"
+    - name: maxLenApprox
+      value: "10000"
+`
+
+// configYAML turns tracing off and replaces the default mDNS name resolution,
+// which listens on UDP port 5353 of every interface and announces the app on
+// the network, with the kubernetes resolver, which only formats host names and
+// opens no socket. Service invocation by app id does not resolve then;
+// taskagent does not use it (actor calls go to the addresses placement hands
+// out, pub/sub goes through Redis).
+const configYAML = `apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: daprtest
+spec:
+  tracing:
+    samplingRate: "0"
+  nameResolution:
+    component: kubernetes
+`

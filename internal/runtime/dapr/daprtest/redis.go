@@ -1,0 +1,85 @@
+package daprtest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// redisReadyTimeout bounds how long StartRedis waits for PONG.
+const redisReadyTimeout = 20 * time.Second
+
+// Redis is a redis-server started for one test, without persistence.
+type Redis struct {
+	// Addr is host:port, for components' redisHost.
+	Addr string
+	Port int
+
+	proc *process
+}
+
+// StartRedis starts redis-server on a free 127.0.0.1 port with persistence
+// off, in a temporary directory, and waits until it answers PING. The server
+// stops when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	tools := FindTools(t)
+	dir := t.TempDir()
+	proc, ports := start(t, "redis-server", 1, redisReadyTimeout,
+		func(ports []int) (*process, error) {
+			return startProcess("redis-server", dir, nil, tools.RedisServer,
+				"--port", strconv.Itoa(ports[0]),
+				"--bind", "127.0.0.1",
+				"--save", "",
+				"--appendonly", "no",
+				"--dir", dir,
+				"--daemonize", "no",
+				"--logfile", "",
+			)
+		},
+		func(_ *process, ports []int) error {
+			return redisPing(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
+		})
+	return &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), Port: ports[0], proc: proc}
+}
+
+// Stop shuts the server down and waits for it to exit.
+func (r *Redis) Stop() { r.proc.stop() }
+
+// Kill kills the server with SIGKILL and waits for it to exit.
+func (r *Redis) Kill() { r.proc.kill() }
+
+// PID is the server's process id.
+func (r *Redis) PID() int { return r.proc.cmd.Process.Pid }
+
+// Logs returns the server's output so far.
+func (r *Redis) Logs() string { return r.proc.out.String() }
+
+// Ping sends PING and reports an error unless the answer is PONG.
+func (r *Redis) Ping() error { return redisPing(r.Addr) }
+
+// redisPing speaks just enough RESP to send PING and read "+PONG".
+func redisPing(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("redis answered PING with %q", line)
+	}
+	return nil
+}
