@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, cfg, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -60,6 +62,7 @@ const usage = `taskagent: a stateful task-agent system.
 
 Commands:
   serve   serve the HTTP API (the default)
+  bench   load a running server and check the results ("taskagent bench -h")
   help    print this text
 
 Run "taskagent serve -h" for the flags and environment variables of serve.
