@@ -190,11 +190,22 @@ func (h *host) registerReminder(ctx context.Context, k actorKey, name string, r 
 	if err != nil {
 		return err
 	}
-	due := "0s"
-	if d := time.Until(r.Due); d > 0 {
-		due = d.Round(time.Millisecond).String()
+	return h.sc.setReminder(ctx, k.typ, k.id, name, reminderRequest{DueTime: dueTime(r.Due, time.Now()), Period: period.String(), Data: data})
+}
+
+// dueTime renders a reminder's due time for daprd. Dapr 1.14 keeps reminder times
+// to the second, truncating: a relative "200ms" could fire up to a second early.
+// An absolute time rounded up to the next second fires at or after due, up to a
+// second late.
+func dueTime(due, now time.Time) string {
+	if !due.After(now) {
+		return "0s"
 	}
-	return h.sc.setReminder(ctx, k.typ, k.id, name, reminderRequest{DueTime: due, Period: period.String(), Data: data})
+	at := due.UTC().Truncate(time.Second)
+	if at.Before(due) {
+		at = at.Add(time.Second)
+	}
+	return at.Format(time.RFC3339)
 }
 
 // flushOutbox publishes the actor's pending events in order and clears those

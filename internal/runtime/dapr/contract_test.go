@@ -1,0 +1,120 @@
+package dapr_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskagent/taskagent/internal/actor"
+	"github.com/taskagent/taskagent/internal/actor/actortest"
+	"github.com/taskagent/taskagent/internal/runtime/dapr"
+	"github.com/taskagent/taskagent/internal/runtime/dapr/daprtest"
+)
+
+// cluster is Redis, placement and one daprd with this test process as its app.
+type cluster struct {
+	rt      *dapr.Runtime
+	sidecar *daprtest.Sidecar
+
+	mu          sync.Mutex
+	lastCall    map[string]time.Time // actor key -> end of its last call
+	deactivated map[string]time.Time // actor key -> its last deactivation
+	changed     chan struct{}
+}
+
+// startCluster serves types from this process behind a real daprd.
+func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config) *cluster {
+	t.Helper()
+	tools := daprtest.FindTools(t)
+	redis := daprtest.StartRedis(t)
+	placement := daprtest.StartPlacement(t, tools)
+	res := daprtest.WriteComponents(t, redis.Addr)
+
+	// The app's port must exist before daprd starts; it is served once the
+	// runtime, which needs daprd's ports, exists. daprd's first calls wait in the
+	// listen backlog meanwhile.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := daprtest.StartSidecar(t, tools, daprtest.SidecarOptions{
+		AppID:         dapr.AppID,
+		AppPort:       ln.Addr().(*net.TCPAddr).Port,
+		PlacementAddr: placement.Addr,
+		ResourcesDir:  res.Dir,
+		Config:        res.Config,
+	})
+	cfg.HTTPPort, cfg.GRPCPort = sc.HTTPPort, sc.GRPCPort
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rt, err := dapr.New(cfg, types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{rt: rt, sidecar: sc, lastCall: map[string]time.Time{}, deactivated: map[string]time.Time{}, changed: make(chan struct{})}
+	rt.OnDeactivate(func(typ, id string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.deactivated[typ+"/"+id] = time.Now()
+		close(c.changed)
+		c.changed = make(chan struct{})
+	})
+	srv := &http.Server{Handler: rt.Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		rt.Close()
+	})
+	sc.WaitHealthy(t, 60*time.Second)
+	placement.WaitHosts(t, types[0].Name, 1, 60*time.Second)
+	return c
+}
+
+// Invoke calls through the sidecar and notes when each actor's last call ended.
+func (c *cluster) Invoke(ctx context.Context, typ, id, method string, input []byte) ([]byte, error) {
+	out, err := c.rt.Invoke(ctx, typ, id, method, input)
+	c.mu.Lock()
+	c.lastCall[typ+"/"+id] = time.Now()
+	c.mu.Unlock()
+	return out, err
+}
+
+// deactivate waits for daprd to deactivate the actor after its last call, as it
+// does once the actor has been idle for the idle timeout.
+func (c *cluster) deactivate(ctx context.Context, typ, id string) error {
+	k := typ + "/" + id
+	for {
+		c.mu.Lock()
+		done := c.deactivated[k].After(c.lastCall[k])
+		ch := c.changed
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func TestContract(t *testing.T) {
+	actortest.Run(t, func(t *testing.T, types []actor.Type) actortest.Harness {
+		c := startCluster(t, types, dapr.Config{IdleTimeout: time.Second, ReminderRetry: 300 * time.Millisecond})
+		return actortest.Harness{
+			Invoker: c,
+			Deactivate: func(ctx context.Context, typ, id string) error {
+				ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				return c.deactivate(ctx, typ, id)
+			},
+		}
+	})
+}
