@@ -241,8 +241,6 @@ func TestCreateTaskRetryHealsLostReminder(t *testing.T) {
 func TestCreateTaskInvalid(t *testing.T) {
 	ctx := context.Background()
 	h, c := newTaskHost(t)
-	past := h.clock().Add(-time.Second)
-	now := h.clock()
 	far := h.clock().Add(task.MaxDeadline + time.Second)
 	tests := []struct {
 		name  string
@@ -252,8 +250,6 @@ func TestCreateTaskInvalid(t *testing.T) {
 		{"no title", task.Spec{Description: "x"}, "title"},
 		{"title with control character", task.Spec{Title: "a\x1b"}, "title"},
 		{"blank assignee", task.Spec{Title: "x", Assignee: " "}, "assignee"},
-		{"deadline in the past", task.Spec{Title: "x", Deadline: &past}, "deadline"},
-		{"deadline now", task.Spec{Title: "x", Deadline: &now}, "deadline"},
 		{"deadline too far", task.Spec{Title: "x", Deadline: &far}, "deadline"},
 	}
 	for _, tt := range tests {
@@ -549,8 +545,6 @@ func TestSetDeadlineInvalid(t *testing.T) {
 	now := h.clock()
 	for name, d := range map[string]time.Time{
 		"zero":     {},
-		"past":     now.Add(-time.Second),
-		"now":      now,
 		"too far":  now.Add(task.MaxDeadline + time.Second),
 		"year one": time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
 	} {
@@ -866,5 +860,50 @@ func TestDamagedTaskState(t *testing.T) {
 	wantKind(t, err, errs.Internal)
 	if err := h.fireWith(t, actors.TaskActorType, taskID, actors.ReminderDeadline, nil); err == nil {
 		t.Error("reminder on damaged state = nil, want an error")
+	}
+}
+
+// TestPastDeadlineMakesTaskOverdue: a deadline that has passed by the time it is
+// set (a workflow that waited in a queue) is stored, and its reminder, due at
+// once, makes the task overdue.
+func TestPastDeadlineMakesTaskOverdue(t *testing.T) {
+	ctx := context.Background()
+	h, c := newTaskHost(t)
+	mustCreate(t, c, spec)
+	past := h.clock().Add(-time.Second)
+	tk, err := c.SetDeadline(ctx, taskID, past)
+	if err != nil {
+		t.Fatalf("SetDeadline in the past: %v", err)
+	}
+	if tk.Deadline == nil || !tk.Deadline.Equal(past) || tk.Status != task.Pending {
+		t.Fatalf("task = %+v", tk)
+	}
+	r, ok := h.reminder(actors.TaskActorType, taskID, actors.ReminderDeadline)
+	if !ok || r.Due.After(h.clock()) {
+		t.Fatalf("reminder = %+v, %v; want one due already", r, ok)
+	}
+	if err := h.fire(t, actors.TaskActorType, taskID, actors.ReminderDeadline); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedTask(t, h); got.Status != task.Overdue {
+		t.Fatalf("status %s after the reminder, want overdue", got.Status)
+	}
+	wantEvents(t, h, actors.EventTaskCreated, actors.EventTaskDeadlineSet, actors.EventTaskOverdue)
+}
+
+// TestEarlyReminderIsRetried: a reminder that fires before the deadline (a
+// runtime with coarse timers) fails so that it fires again, and changes nothing.
+func TestEarlyReminderIsRetried(t *testing.T) {
+	ctx := context.Background()
+	h, c := newTaskHost(t)
+	mustCreate(t, c, spec)
+	if _, err := c.SetDeadline(ctx, taskID, h.clock().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fire(t, actors.TaskActorType, taskID, actors.ReminderDeadline); errs.KindOf(err) != errs.Unavailable {
+		t.Fatalf("early reminder: %v, want an unavailable error so it is retried", err)
+	}
+	if got := storedTask(t, h); got.Status != task.Pending {
+		t.Fatalf("status %s after an early reminder, want pending", got.Status)
 	}
 }
