@@ -69,6 +69,9 @@ type workflowOptions struct {
 	// failAssignees are the notifier's injected failures: every notification to
 	// one of them fails as a transient error.
 	failAssignees []string
+	// failureRate makes that share of all notifications fail, as a flaky
+	// notification service would.
+	failureRate float64
 	// backoff is the notification retry policy's first wait (the second is twice
 	// as long); 20ms when zero, so that a failing notification fails fast.
 	backoff time.Duration
@@ -153,7 +156,7 @@ func (a *testAPI) startWorkflows(t *testing.T, dir string, o workflowOptions, cf
 	t.Helper()
 	wfLogs := &syncBuffer{}
 	log := testLogger(t, wfLogs)
-	n, err := notify.New(notify.Config{FailAssignees: o.failAssignees}, log.With("component", "notify"))
+	n, err := notify.New(notify.Config{FailAssignees: o.failAssignees, FailureRate: o.failureRate}, log.With("component", "notify"))
 	if err != nil {
 		t.Fatalf("notifier: %v", err)
 	}

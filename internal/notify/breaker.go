@@ -105,7 +105,7 @@ func NewBreaker(next Notifier, s BreakerSettings, logger *slog.Logger) *Breaker 
 			return c.ConsecutiveFailures >= failures
 		},
 		IsSuccessful: func(err error) bool {
-			return errs.KindOf(err) != errs.Unavailable
+			return errs.KindOf(err) != errs.Unavailable || errors.Is(err, ErrRecipient)
 		},
 		OnStateChange: b.onStateChange,
 	})

@@ -12,7 +12,8 @@
 // retries and compensations, and failures for demos and tests are injected on purpose
 // (FaultInjector), per assignee or at a chosen rate.
 //
-// A Service is the chain Breaker(FaultInjector(base)): injected failures are
-// transient failures as far as the breaker can tell, so a demo that fails one
-// assignee's notifications shows the circuit opening for everyone.
+// A Service is the chain Breaker(FaultInjector(base)). Failures injected at a rate
+// look like a flaky service to the breaker, so a demo with a high failure rate shows
+// the circuit opening; failures injected for named assignees concern those
+// recipients only (ErrRecipient) and never open it for everyone else.
 package notify

@@ -126,11 +126,12 @@ func (f *FaultInjector) FailAssignees() []string { return slices.Clone(f.names) 
 func (f *FaultInjector) FailureRate() float64 { return f.rate }
 
 // Notify fails with an error wrapping ErrInjected (errs.Unavailable) when n.Assignee
-// is a failing assignee or the dice say so; otherwise it returns the wrapped
-// notifier's result.
+// is a failing assignee (also wrapping ErrRecipient: that assignee is unreachable,
+// the service is fine) or the dice say so (the service is flaky); otherwise it
+// returns the wrapped notifier's result.
 func (f *FaultInjector) Notify(ctx context.Context, n Notification) error {
 	if f.fail[n.Assignee] {
-		return fmt.Errorf("notify %s about task %s: %w", n.Assignee, n.TaskID, ErrInjected)
+		return fmt.Errorf("notify %s about task %s: %w (%w)", n.Assignee, n.TaskID, ErrInjected, ErrRecipient)
 	}
 	if f.rate > 0 && f.draw() < f.rate {
 		return fmt.Errorf("notify %s about task %s: %w (rate %v)", n.Assignee, n.TaskID, ErrInjected, f.rate)

@@ -65,4 +65,8 @@ var (
 	ErrCircuitOpen = errs.E(errs.Unavailable, "circuit open")
 	// ErrInjected is returned, wrapped, by a FaultInjector for a failure it made up.
 	ErrInjected = errs.E(errs.Unavailable, "injected failure")
+	// ErrRecipient marks a failure that concerns one recipient, not the
+	// notification service: it is retried, but does not count against the circuit
+	// breaker, so that a few unreachable assignees do not cut off everyone else.
+	ErrRecipient = errs.E(errs.Unavailable, "recipient unreachable")
 )

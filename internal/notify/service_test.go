@@ -125,39 +125,56 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestServiceDemo is the demo path: one assignee's notifications fail by injection,
-// the workflow's retries count against the breaker, and the circuit opens for
-// everybody until the service has had time to recover.
+// TestServiceDemo is the demo path. One assignee's notifications fail by
+// injection: they fail every time, but concern that recipient only, so the circuit
+// stays closed for everybody else. A flaky service (a failure rate) is what opens
+// it, until the service has had time to recover.
 func TestServiceDemo(t *testing.T) {
 	rc := newReceiver(t)
+	url := strings.Replace(rc.srv.URL, "http://", "http://user:secret@", 1) + "/hook?token=hush"
 	s := newService(t, notify.Config{
 		Kind:               notify.KindWebhook,
-		URL:                strings.Replace(rc.srv.URL, "http://", "http://user:secret@", 1) + "/hook?token=hush",
+		URL:                url,
 		FailAssignees:      []string{"bob"},
 		BreakerFailures:    2,
 		BreakerOpenTimeout: time.Hour,
 	}, discard())
 	ctx := context.Background()
 
-	if err := s.Notify(ctx, note("wf-1", "alice")); err != nil {
-		t.Fatalf("Notify(alice): %v", err)
-	}
-	for range 2 {
-		if err := s.Notify(ctx, note("wf-2", "bob")); !errors.Is(err, notify.ErrInjected) {
-			t.Fatalf("Notify(bob): got %v, want an injected failure", err)
+	for range 3 {
+		if err := s.Notify(ctx, note("wf-2", "bob")); !errors.Is(err, notify.ErrInjected) || !errors.Is(err, notify.ErrRecipient) {
+			t.Fatalf("Notify(bob): got %v, want an injected recipient failure", err)
 		}
 	}
-	err := s.Notify(ctx, note("wf-3", "alice"))
-	if !errors.Is(err, notify.ErrCircuitOpen) {
-		t.Fatalf("Notify(alice) after bob's failures: got %v, want ErrCircuitOpen", err)
+	if err := s.Notify(ctx, note("wf-1", "alice")); err != nil {
+		t.Fatalf("Notify(alice) after bob's failures: %v; one unreachable assignee must not open the circuit", err)
 	}
-	if got := rc.count(); got != 1 {
-		t.Errorf("receiver requests: got %d, want 1", got)
+	if st := s.Status(); st.Breaker.State != "closed" {
+		t.Fatalf("breaker %s after recipient failures, want closed", st.Breaker.State)
 	}
 
-	st := s.Status()
+	flaky := newService(t, notify.Config{
+		Kind:               notify.KindWebhook,
+		URL:                url,
+		FailureRate:        1,
+		BreakerFailures:    2,
+		BreakerOpenTimeout: time.Hour,
+	}, discard())
+	for range 2 {
+		if err := flaky.Notify(ctx, note("wf-3", "carol")); !errors.Is(err, notify.ErrInjected) {
+			t.Fatalf("Notify(carol): got %v, want an injected failure", err)
+		}
+	}
+	if err := flaky.Notify(ctx, note("wf-4", "alice")); !errors.Is(err, notify.ErrCircuitOpen) {
+		t.Fatalf("Notify(alice) on a flaky service: got %v, want ErrCircuitOpen", err)
+	}
+	if got := rc.count(); got != 1 {
+		t.Errorf("receiver requests: got %d, want 1 (alice's on the healthy service)", got)
+	}
+
+	st := flaky.Status()
 	if st.Kind != notify.KindWebhook || st.URL != rc.srv.URL+"/hook" || st.Timeout != "5s" ||
-		len(st.FailAssignees) != 1 || st.FailAssignees[0] != "bob" || st.Breaker.State != "open" || st.Breaker.Rejected != 1 {
+		st.FailureRate != 1 || st.Breaker.State != "open" || st.Breaker.Rejected != 1 {
 		t.Errorf("status: got %+v", st)
 	}
 	b, _ := json.Marshal(st)
