@@ -27,8 +27,9 @@ type Resources struct {
 // taskagent uses on Dapr, both on the Redis at redisAddr: the state store
 // (state.redis, actorStateStore "true") and the pub/sub (pubsub.redis, with a
 // consumer group per sidecar so that every sidecar receives every event),
-// and a Configuration with tracing and mDNS off. Dapr 1.14 needs no feature
-// flag for actors or workflows.
+// the Resiliency that lets reminder writes of several sidecars retry (see
+// resiliencyYAML), and a Configuration with tracing and mDNS off. Dapr 1.14
+// needs no feature flag for actors or workflows.
 func WriteComponents(t testing.TB, redisAddr string) Resources {
 	t.Helper()
 	dir := t.TempDir()
@@ -36,7 +37,8 @@ func WriteComponents(t testing.TB, redisAddr string) Resources {
 	files := map[string]string{
 		filepath.Join(res.Dir, "statestore.yaml"): stateStoreYAML,
 		filepath.Join(res.Dir, "pubsub.yaml"):     pubSubYAML,
-		res.Config:                                configYAML,
+		filepath.Join(res.Dir, "resiliency.yaml"): resiliencyYAML,
+		res.Config: configYAML,
 	}
 	if err := os.Mkdir(res.Dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -84,6 +86,30 @@ spec:
       value: "{uuid}"
     - name: maxLenApprox
       value: "10000"
+`
+
+// resiliencyYAML is deploy/dapr/components/resiliency.yaml: it gives Dapr's
+// built-in retry of reminder writes the retries Dapr 1.14 leaves out. Every
+// reminder change of an actor type rewrites that type's metadata record in
+// Redis under an etag; when two sidecars change reminders of one type at once
+// (workflow and activity actors do so at every workflow step), one write
+// fails. The built-in policy DaprBuiltInActorReminderRetries would re-read and
+// retry, but Dapr 1.14 defines it without maxRetries, which means none: the
+// workflow then waits for its one-minute reminder to try again. Defining the
+// policy by that name replaces the built-in one. Only policy, duration,
+// maxInterval and maxRetries can be set; exponential starts at 500ms.
+const resiliencyYAML = `apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: taskagent
+spec:
+  policies:
+    retries:
+      DaprBuiltInActorReminderRetries:
+        policy: exponential
+        maxInterval: 5s
+        maxRetries: 10
+  targets: {}
 `
 
 // configYAML turns tracing off and replaces the default mDNS name resolution,
