@@ -44,6 +44,8 @@ type Config struct {
 	AppAPIToken            string
 	DaprReminderPartitions int
 	DaprReminderRetry      time.Duration
+
+	PprofAddr string
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -77,6 +79,7 @@ func (c *Config) settings() []setting {
 		{"dapr-grpc-port", "DAPR_GRPC_PORT", "the Dapr sidecar's gRPC port (runtime dapr)", intValue{&c.DaprGRPCPort}},
 		{"dapr-reminder-partitions", "TASKAGENT_DAPR_REMINDER_PARTITIONS", "state records each actor type's reminders are spread over (runtime dapr)", intValue{&c.DaprReminderPartitions}},
 		{"dapr-reminder-retry", "TASKAGENT_DAPR_REMINDER_RETRY", "how soon a failed one-shot reminder fires again (runtime dapr)", durationValue{&c.DaprReminderRetry}},
+		{"pprof-addr", "TASKAGENT_PPROF_ADDR", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty", stringValue{&c.PprofAddr}},
 		// Secrets come from the environment only, never from a command line.
 		{"", "DAPR_API_TOKEN", "token the app sends the sidecar", stringValue{&c.DaprAPIToken}},
 		{"", "APP_API_TOKEN", "token the sidecar must send the app", stringValue{&c.AppAPIToken}},

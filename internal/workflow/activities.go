@@ -74,6 +74,9 @@ func activity[In, Out any](f func(ctx context.Context, in In) (Out, error)) task
 			}
 			return nil, err
 		}
+		if _, none := any(out).(struct{}); none {
+			return outcome{}, nil // nothing worth storing
+		}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return nil, err
@@ -121,38 +124,42 @@ func (a Activities) validate(_ context.Context, in Input) (Validation, error) {
 	return v, nil
 }
 
-func (a Activities) create(ctx context.Context, in CreateInput) (actors.CreateResult, error) {
+// The actor steps return nothing: the orchestrator needs only whether they
+// succeeded, and every result is stored in the history and decoded again at each
+// replay.
+
+func (a Activities) create(ctx context.Context, in CreateInput) (struct{}, error) {
 	res, err := a.Tasks.Create(ctx, in.TaskID, in.Spec)
 	if err == nil {
 		a.Log.Info("activity create_task", "task_id", in.TaskID, "created", res.Created)
 	}
-	return res, err
+	return struct{}{}, err
 }
 
-func (a Activities) assign(ctx context.Context, in AssignInput) (tasks.Task, error) {
-	t, err := a.Tasks.Assign(ctx, in.TaskID, in.Assignee)
+func (a Activities) assign(ctx context.Context, in AssignInput) (struct{}, error) {
+	_, err := a.Tasks.Assign(ctx, in.TaskID, in.Assignee)
 	if err == nil {
 		a.Log.Info("activity assign_task", "task_id", in.TaskID, "assignee", in.Assignee)
 	}
-	return t, err
+	return struct{}{}, err
 }
 
 // unassign is the compensation of assign: it clears the assignee and returns the
 // task to pending, but only if the assignee is still the one this workflow set.
-func (a Activities) unassign(ctx context.Context, in AssignInput) (tasks.Task, error) {
+func (a Activities) unassign(ctx context.Context, in AssignInput) (struct{}, error) {
 	t, err := a.Tasks.Unassign(ctx, in.TaskID, in.Assignee)
 	if err == nil {
 		a.Log.Info("activity unassign_task (compensation)", "task_id", in.TaskID, "status", t.Status)
 	}
-	return t, err
+	return struct{}{}, err
 }
 
-func (a Activities) setDeadline(ctx context.Context, in DeadlineInput) (tasks.Task, error) {
-	t, err := a.Tasks.SetDeadline(ctx, in.TaskID, in.Deadline)
+func (a Activities) setDeadline(ctx context.Context, in DeadlineInput) (struct{}, error) {
+	_, err := a.Tasks.SetDeadline(ctx, in.TaskID, in.Deadline)
 	if err == nil {
 		a.Log.Info("activity set_deadline_reminder", "task_id", in.TaskID, "deadline", in.Deadline)
 	}
-	return t, err
+	return struct{}{}, err
 }
 
 // NotifyResult is the notify step's output.

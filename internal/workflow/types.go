@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/taskagent/taskagent/internal/task"
@@ -62,9 +63,15 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"1s\": %w", err)
+	// Decoded at every replay of every workflow: plain strings skip the decoder.
+	s, ok := strings.CutPrefix(string(b), `"`)
+	if ok {
+		s, ok = strings.CutSuffix(s, `"`)
+	}
+	if !ok || strings.ContainsRune(s, '\\') {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("a duration is a string such as \"1s\": %w", err)
+		}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
