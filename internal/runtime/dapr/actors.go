@@ -238,6 +238,8 @@ func (h *host) inTurn(ctx context.Context, k actorKey, f func(*turn) error) (err
 		}
 	}
 	tn := &turn{host: h, key: k, act: a, now: h.now()}
+	tn.Cache = a.cache
+	tn.Load = func(ctx context.Context, key string) ([]byte, error) { return h.sc.getState(ctx, k.typ, k.id, key) }
 	if err := guarded(h.log, k, func() error { return f(tn) }); err != nil {
 		return err
 	}

@@ -30,13 +30,12 @@ type outboxEvent struct {
 // turn implements actor.Turn on Dapr: writes are buffered and committed through
 // the sidecar when the method succeeds.
 type turn struct {
+	actor.State
 	host *host
 	key  actorKey
 	act  *activation
 	now  time.Time
 
-	writes    map[string][]byte // nil value: delete
-	order     []string
 	reminders []reminderOp
 	events    []outboxEvent
 }
@@ -51,47 +50,6 @@ var _ actor.Turn = (*turn)(nil)
 
 func (t *turn) ActorID() string { return t.key.id }
 func (t *turn) Now() time.Time  { return t.now }
-
-func (t *turn) Get(ctx context.Context, key string, v any) (bool, error) {
-	b, ok := t.writes[key]
-	if !ok {
-		if b, ok = t.act.cache[key]; !ok {
-			var err error
-			if b, err = t.host.sc.getState(ctx, t.key.typ, t.key.id, key); err != nil {
-				return false, err
-			}
-			t.act.cache[key] = b
-		}
-	}
-	if b == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode state %q of %s/%s: %w", key, t.key.typ, t.key.id, err)
-	}
-	return true, nil
-}
-
-func (t *turn) Set(key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode state %q: %w", key, err)
-	}
-	t.write(key, b)
-	return nil
-}
-
-func (t *turn) Delete(key string) { t.write(key, nil) }
-
-func (t *turn) write(key string, b []byte) {
-	if t.writes == nil {
-		t.writes = make(map[string][]byte)
-	}
-	if _, ok := t.writes[key]; !ok {
-		t.order = append(t.order, key)
-	}
-	t.writes[key] = b
-}
 
 func (t *turn) SetReminder(name string, r actor.Reminder) {
 	t.reminders = append(t.reminders, reminderOp{name: name, r: r})
@@ -138,11 +96,12 @@ func (h *host) commit(ctx context.Context, t *turn) error {
 		}
 	}
 	var ops []stateOp
-	for _, key := range t.order {
-		if v := t.writes[key]; v == nil {
-			ops = append(ops, stateOp{Operation: "delete", Request: stateOpRequest{Key: key}})
+	writes := t.Writes()
+	for _, w := range writes {
+		if w.Value == nil {
+			ops = append(ops, stateOp{Operation: "delete", Request: stateOpRequest{Key: w.Key}})
 		} else {
-			ops = append(ops, stateOp{Operation: "upsert", Request: stateOpRequest{Key: key, Value: v}})
+			ops = append(ops, stateOp{Operation: "upsert", Request: stateOpRequest{Key: w.Key, Value: w.Value}})
 		}
 	}
 	pending := a.outbox
@@ -159,8 +118,8 @@ func (h *host) commit(ctx context.Context, t *turn) error {
 			clear(a.cache) // what is stored is unknown now
 			return err
 		}
-		for _, key := range t.order {
-			a.cache[key] = t.writes[key]
+		for _, w := range writes {
+			a.cache[w.Key] = w.Value
 		}
 		a.outbox = pending
 	}

@@ -267,6 +267,8 @@ func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f fu
 	}
 
 	t := &turn{host: h, key: k, act: a, now: h.opts.Now()}
+	t.Cache = a.cache
+	t.Load = func(ctx context.Context, key string) ([]byte, error) { return h.load(ctx, k, key) }
 	if err := runGuarded(f, t); err != nil {
 		return err
 	}

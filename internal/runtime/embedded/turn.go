@@ -15,13 +15,12 @@ import (
 // turn implements actor.Turn for one call. It buffers every write until the host
 // commits them.
 type turn struct {
+	actor.State
 	host *Host
 	key  actorKey
 	act  *activation
 	now  time.Time
 
-	writes    map[string][]byte // nil value: delete
-	order     []string          // keys of writes in first-written order
 	reminders []reminderWrite
 	events    []eventWrite
 }
@@ -30,47 +29,6 @@ var _ actor.Turn = (*turn)(nil)
 
 func (t *turn) ActorID() string { return t.key.id }
 func (t *turn) Now() time.Time  { return t.now }
-
-func (t *turn) Get(ctx context.Context, key string, v any) (bool, error) {
-	b, ok := t.writes[key]
-	if !ok {
-		var err error
-		if b, ok = t.act.cache[key]; !ok {
-			if b, err = t.host.load(ctx, t.key, key); err != nil {
-				return false, err
-			}
-			t.act.cache[key] = b
-		}
-	}
-	if b == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode state %q of %s/%s: %w", key, t.key.typ, t.key.id, err)
-	}
-	return true, nil
-}
-
-func (t *turn) Set(key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode state %q: %w", key, err)
-	}
-	t.write(key, b)
-	return nil
-}
-
-func (t *turn) Delete(key string) { t.write(key, nil) }
-
-func (t *turn) write(key string, b []byte) {
-	if t.writes == nil {
-		t.writes = make(map[string][]byte)
-	}
-	if _, ok := t.writes[key]; !ok {
-		t.order = append(t.order, key)
-	}
-	t.writes[key] = b
-}
 
 func (t *turn) SetReminder(name string, r actor.Reminder) {
 	t.reminders = append(t.reminders, reminderWrite{
@@ -98,8 +56,8 @@ func (t *turn) Publish(topic, eventType string, data any) error {
 // change collects the turn's buffered writes, in the order they were made.
 func (t *turn) change() *change {
 	ch := &change{actorType: t.key.typ, actorID: t.key.id, reminders: t.reminders, events: t.events}
-	for _, k := range t.order {
-		ch.state = append(ch.state, stateWrite{key: k, value: t.writes[k]})
+	for _, w := range t.Writes() {
+		ch.state = append(ch.state, stateWrite{key: w.Key, value: w.Value})
 	}
 	return ch
 }
