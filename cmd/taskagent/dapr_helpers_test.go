@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,8 +53,8 @@ type daprReplica struct {
 }
 
 // startDaprCluster starts n replicas with env added to every app's environment,
-// and waits until every app is ready, every sidecar healthy, and placement lists
-// n hosts of TaskActor.
+// and waits until every app is ready, every sidecar healthy, placement lists n
+// hosts of TaskActor, and every sidecar has the table that says so.
 func startDaprCluster(t *testing.T, n int, env ...string) *daprCluster {
 	t.Helper()
 	c := &daprCluster{tools: daprtest.FindTools(t)}
@@ -68,7 +69,46 @@ func startDaprCluster(t *testing.T, n int, env ...string) *daprCluster {
 		r.sidecar.WaitHealthy(t, daprStartTimeout)
 	}
 	c.placement.WaitHosts(t, actors.TaskActorType, n, daprStartTimeout)
+	c.waitTables(t)
 	return c
+}
+
+// tablesUpdated is what daprd logs when it applies a placement table.
+var tablesUpdated = regexp.MustCompile(`Placement tables updated, version: (\d+)`)
+
+// waitTables waits until every sidecar has applied placement's current table.
+// Placement lists a host as soon as it connects, but sends the new table to
+// the sidecars in its next round, a second or more later, and a busy sidecar
+// applies it later still; until then the sidecars disagree on where actors
+// live, and a reminder created meanwhile may fire on a sidecar that no longer
+// hosts its actor ("actor is not locally hosted"), stalling a workflow until
+// Dapr retries it a minute later. daprd tells the version it applied only in
+// its log.
+func (c *daprCluster) waitTables(t *testing.T) {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/placement/state", c.placement.HealthzPort))
+	if err != nil {
+		t.Fatalf("placement state: %v", err)
+	}
+	var state struct {
+		TableVersion int `json:"tableVersion"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&state)
+	res.Body.Close()
+	if err != nil || state.TableVersion == 0 {
+		t.Fatalf("placement state: version %d, %v", state.TableVersion, err)
+	}
+	for _, r := range c.replicas {
+		r.app.waitFor(daprStartTimeout, fmt.Sprintf("%s's sidecar to apply placement table %d", r.name, state.TableVersion), func() bool {
+			applied := 0
+			for _, m := range tablesUpdated.FindAllStringSubmatch(r.sidecar.Logs(), -1) {
+				if v, _ := strconv.Atoi(m[1]); v > applied {
+					applied = v
+				}
+			}
+			return applied >= state.TableVersion
+		})
+	}
 }
 
 // startReplica starts a daprd for an app port, then the app on that port with
