@@ -46,6 +46,8 @@ type Config struct {
 	DaprReminderRetry      time.Duration
 
 	PprofAddr string
+
+	EventRetention time.Duration
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -79,6 +81,7 @@ func (c *Config) settings() []setting {
 		{"dapr-grpc-port", "DAPR_GRPC_PORT", "the Dapr sidecar's gRPC port (runtime dapr)", intValue{&c.DaprGRPCPort}},
 		{"dapr-reminder-partitions", "TASKAGENT_DAPR_REMINDER_PARTITIONS", "state records each actor type's reminders are spread over (runtime dapr)", intValue{&c.DaprReminderPartitions}},
 		{"dapr-reminder-retry", "TASKAGENT_DAPR_REMINDER_RETRY", "how soon a failed one-shot reminder fires again (runtime dapr)", durationValue{&c.DaprReminderRetry}},
+		{"event-retention", "TASKAGENT_EVENT_RETENTION", "how long the event log keeps events (embedded runtime)", durationValue{&c.EventRetention}},
 		{"pprof-addr", "TASKAGENT_PPROF_ADDR", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty", stringValue{&c.PprofAddr}},
 		// Secrets come from the environment only, never from a command line.
 		{"", "DAPR_API_TOKEN", "token the app sends the sidecar", stringValue{&c.DaprAPIToken}},
@@ -106,6 +109,7 @@ func defaultConfig() Config {
 		BreakerFailures:     5,
 		BreakerOpenTimeout:  30 * time.Second,
 
+		EventRetention:         7 * 24 * time.Hour,
 		DaprReminderPartitions: 64,
 		DaprReminderRetry:      5 * time.Second,
 	}
@@ -172,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 64<<20 {
 		problems = append(problems, fmt.Errorf("max-body-bytes %d is not between 1 KiB and 64 MiB", c.MaxBodyBytes))
+	}
+	if c.EventRetention < time.Minute {
+		problems = append(problems, fmt.Errorf("event-retention %v is under 1m", c.EventRetention))
 	}
 	if c.ShutdownTimeout <= 0 {
 		problems = append(problems, errors.New("shutdown-timeout must be positive"))

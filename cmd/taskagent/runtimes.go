@@ -21,8 +21,9 @@ import (
 // files in the data directory.
 func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger, reg *task.TaskRegistry, register func(actor.Invoker) error) (*system, error) {
 	host, err := embedded.Open(ctx, cfg.DataDir, actorTypes(cfg), embedded.Options{
-		IdleTimeout: cfg.ActorIdleTime,
-		Logger:      log.With("component", "actors"),
+		IdleTimeout:    cfg.ActorIdleTime,
+		EventRetention: cfg.EventRetention,
+		Logger:         log.With("component", "actors"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded runtime: %w", err)

@@ -67,7 +67,8 @@ type committer struct {
 
 func newCommitter(ctx context.Context, db *sql.DB, log *slog.Logger, onCommit func([]*change)) (*committer, error) {
 	var last sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT MAX(id) FROM events`).Scan(&last); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT MAX(m) FROM (
+		SELECT MAX(id) AS m FROM events UNION ALL SELECT trimmed_through FROM event_log)`).Scan(&last); err != nil {
 		return nil, fmt.Errorf("read last event id: %w", err)
 	}
 	c := &committer{

@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS events (
 	data   BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic, id);
+
+-- trimmed_through is the id of the newest event trimmed from the log: ids never
+-- go back below it, even when every event has been trimmed.
+CREATE TABLE IF NOT EXISTS event_log (
+	one             INTEGER PRIMARY KEY CHECK (one = 1),
+	trimmed_through INTEGER NOT NULL
+);
 `
 
 // openDB opens the SQLite database at path twice: a single writer connection, used

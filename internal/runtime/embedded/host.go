@@ -37,6 +37,9 @@ type Options struct {
 	ReminderRetry, ReminderRetryMax time.Duration
 	// MaxConcurrentReminders bounds how many reminder callbacks run at once. Default 64.
 	MaxConcurrentReminders int
+	// EventRetention is how long published events stay in the event log for
+	// readers to catch up. Default 7 days.
+	EventRetention time.Duration
 	// Logger receives the host's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -58,6 +61,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConcurrentReminders <= 0 {
 		o.MaxConcurrentReminders = 64
+	}
+	if o.EventRetention <= 0 {
+		o.EventRetention = 7 * 24 * time.Hour
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -146,7 +152,8 @@ func Open(ctx context.Context, dir string, types []actor.Type, opts Options) (*H
 		return nil, err
 	}
 	h.events.last.Store(h.commit.nextEventID - 1)
-	h.wg.Add(2)
+	h.wg.Add(3)
+	go func() { defer h.wg.Done(); h.trimEvents(h.stopCtx) }()
 	go func() { defer h.wg.Done(); h.sched.run(h.stopCtx) }()
 	go func() { defer h.wg.Done(); h.reapIdle(h.stopCtx) }()
 	return h, nil
@@ -335,6 +342,61 @@ func (h *Host) committed(changes []*change) {
 	if last > 0 {
 		h.events.advance(last)
 	}
+}
+
+// trimEvents deletes events older than the retention, a little at a time so that
+// the writer is never held for long.
+func (h *Host) trimEvents(ctx context.Context) {
+	every := min(h.opts.EventRetention/10, time.Minute)
+	tick := time.NewTicker(max(every, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cutoff := h.opts.Now().Add(-h.opts.EventRetention).UnixNano()
+		for ctx.Err() == nil {
+			n, err := h.trimBatch(ctx, cutoff, 1000)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("trim event log", "err", err)
+				}
+				break
+			}
+			if n < 1000 {
+				break
+			}
+		}
+	}
+}
+
+// trimBatch deletes up to limit of the oldest events published before cutoff, and
+// records the newest id deleted so that ids never go back.
+func (h *Host) trimBatch(ctx context.Context, cutoff int64, limit int) (int64, error) {
+	tx, err := h.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var through sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM (SELECT id FROM events WHERE time < ? ORDER BY id LIMIT ?)`, cutoff, limit).Scan(&through); err != nil {
+		return 0, err
+	}
+	if !through.Valid {
+		return 0, nil
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, through.Int64)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO event_log (one, trimmed_through) VALUES (1, ?)
+		ON CONFLICT (one) DO UPDATE SET trimmed_through = max(trimmed_through, excluded.trimmed_through)`, through.Int64); err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
 }
 
 // reapIdle deactivates actors idle for longer than the idle timeout.
