@@ -738,10 +738,17 @@ func checkResiliency(m manifests, f facts) error {
 				check("component "+name+" inbound", t.Inbound.Timeout, t.Inbound.Retry, t.Inbound.CircuitBreaker)
 			}
 		}
-		for _, name := range []string{f.stateStore, f.pubSub} {
-			if _, ok := r.Spec.Targets.Components[name]; !ok {
-				fail("Resiliency %s: no policies for component %s", r.Name, name)
-			}
+		if _, ok := r.Spec.Targets.Components[f.pubSub]; !ok {
+			fail("Resiliency %s: no policies for component %s", r.Name, f.pubSub)
+		}
+		// A state store policy makes Dapr 1.14 write reminders without its
+		// built-in retry, and reminder writes of two sidecars conflict at every
+		// workflow step (seen in cmd/taskagent/dapr_e2e_test.go).
+		if _, ok := r.Spec.Targets.Components[f.stateStore]; ok {
+			fail("Resiliency %s: component %s has policies; they turn off Dapr's retry of reminder writes", r.Name, f.stateStore)
+		}
+		if rp, ok := p.Retries["DaprBuiltInActorReminderRetries"]; !ok || rp.MaxRetries == nil || *rp.MaxRetries <= 0 {
+			fail("Resiliency %s: no DaprBuiltInActorReminderRetries with maxRetries > 0; Dapr 1.14's own retries no reminder write", r.Name)
 		}
 	}
 	return errors.Join(problems...)
