@@ -178,6 +178,7 @@ func (h *host) remind(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t, ok := h.types[typ]
+	done := false
 	err := h.inTurn(r.Context(), actorKey{typ, id}, func(tn *turn) error {
 		if !ok || t.Remind == nil {
 			return errs.E(errs.NotFound, "actor type %q takes no reminders", typ)
@@ -185,10 +186,8 @@ func (h *host) remind(w http.ResponseWriter, r *http.Request) {
 		if err := t.Remind(r.Context(), tn, name, env.Data); err != nil {
 			return err
 		}
-		if env.Once && !tn.setsReminder(name) {
-			// Done: the one-shot reminder goes, after the state it produced is saved.
-			tn.DeleteReminder(name)
-		}
+		// A one-shot reminder is done, unless the callback registered it again.
+		done = env.Once && !tn.setsReminder(name)
 		return nil
 	})
 	if err != nil {
@@ -197,6 +196,11 @@ func (h *host) remind(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("reminder callback failed; it will fire again", "actor_type", typ, "actor_id", id, "reminder", name, "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
+	}
+	if done {
+		// Tells daprd to stop the reminder: it is deleted after this callback,
+		// which has saved what it produced.
+		w.Header().Set("X-DaprReminderCancel", "true")
 	}
 	w.WriteHeader(http.StatusOK)
 }
