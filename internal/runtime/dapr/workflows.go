@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/taskagent/taskagent/internal/errs"
-	"github.com/taskagent/taskagent/internal/runtime/embedded/wfbackend"
+	"github.com/taskagent/taskagent/internal/runtime/dtlog"
 )
 
 // WorkflowEngine runs workflows on daprd's workflow engine (the same durabletask
@@ -45,7 +45,7 @@ func (r *Runtime) StartWorkflows(ctx context.Context, reg *task.TaskRegistry) (*
 	if err != nil {
 		return nil, fmt.Errorf("connect to the dapr sidecar: %w", err)
 	}
-	c := client.NewTaskHubGrpcClient(conn, wfbackend.NewWorkerLogger(r.cfg.Logger.With("component", "dapr-workflow")))
+	c := client.NewTaskHubGrpcClient(conn, dtlog.New(r.cfg.Logger.With("component", "dapr-workflow")))
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.StartWorkItemListener(lctx, reg); err != nil {
 		cancel()

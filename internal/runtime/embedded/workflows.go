@@ -12,6 +12,7 @@ import (
 	"github.com/microsoft/durabletask-go/task"
 
 	"github.com/taskagent/taskagent/internal/errs"
+	"github.com/taskagent/taskagent/internal/runtime/dtlog"
 	"github.com/taskagent/taskagent/internal/runtime/embedded/wfbackend"
 )
 
@@ -37,7 +38,7 @@ func StartWorkflows(ctx context.Context, dir string, reg *task.TaskRegistry, par
 	if err != nil {
 		return nil, err
 	}
-	wlog := wfbackend.NewWorkerLogger(log)
+	wlog := dtlog.New(log)
 	ex := task.NewTaskExecutor(reg)
 	n := int32(max(parallelism, 1))
 	w := backend.NewTaskHubWorker(be,

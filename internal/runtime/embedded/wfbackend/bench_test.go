@@ -15,6 +15,8 @@ import (
 	"github.com/microsoft/durabletask-go/backend"
 	"github.com/microsoft/durabletask-go/backend/sqlite"
 	"github.com/microsoft/durabletask-go/task"
+
+	"github.com/taskagent/taskagent/internal/runtime/dtlog"
 )
 
 // The benchmarks run five-activity sequential workflows (fiveActivityChain)
@@ -92,7 +94,7 @@ var benchBackends = []benchBackend{
 		return be
 	}},
 	{"durabletask-sqlite", func(b *testing.B) backend.Backend {
-		return sqlite.NewSqliteBackend(sqlite.NewSqliteOptions(filepath.Join(b.TempDir(), "dt.db")), NewWorkerLogger(nil))
+		return sqlite.NewSqliteBackend(sqlite.NewSqliteOptions(filepath.Join(b.TempDir(), "dt.db")), dtlog.New(nil))
 	}},
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/microsoft/durabletask-go/task"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/taskagent/taskagent/internal/runtime/dtlog"
 )
 
 // testLogger discards logs unless WFBACKEND_TEST_LOG is set, so that test
@@ -70,7 +72,7 @@ func startWorker(t *testing.T, be backend.Backend, r *task.TaskRegistry) (backen
 // runWorker wires durabletask-go's executor and workers to be the way the
 // embedded runtime does: both workers with parallelism n.
 func runWorker(be backend.Backend, r *task.TaskRegistry, n int32) (backend.TaskHubClient, func(), error) {
-	logger := NewWorkerLogger(testLogger())
+	logger := dtlog.New(testLogger())
 	executor := task.NewTaskExecutor(r)
 	ow := backend.NewOrchestrationWorker(be, executor, logger, backend.WithMaxParallelism(n))
 	aw := backend.NewActivityTaskWorker(be, executor, logger, backend.WithMaxParallelism(n))

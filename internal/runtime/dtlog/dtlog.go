@@ -1,4 +1,6 @@
-package wfbackend
+// Package dtlog adapts log/slog to durabletask-go's logger, for the workflow
+// workers of both runtimes.
+package dtlog
 
 import (
 	"context"
@@ -8,11 +10,11 @@ import (
 	"github.com/microsoft/durabletask-go/backend"
 )
 
-// NewWorkerLogger adapts a *slog.Logger to durabletask-go's backend.Logger, for
+// New adapts a *slog.Logger to durabletask-go's backend.Logger, for
 // backend.NewOrchestrationWorker, NewActivityTaskWorker and NewTaskHubWorker.
 // Messages below the handler's level are not formatted: the workers log at
 // debug level several times per work item.
-func NewWorkerLogger(l *slog.Logger) backend.Logger {
+func New(l *slog.Logger) backend.Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
