@@ -137,25 +137,7 @@ func runOne(ctx context.Context, b *testing.B, client backend.TaskHubClient, tap
 func BenchmarkFiveActivityWorkflows(b *testing.B) {
 	for _, bb := range benchBackends {
 		b.Run(bb.name+"/throughput", func(b *testing.B) {
-			conc := benchConcurrency()
-			client, tap := startBench(b, bb, int32(conc))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			sem := make(chan struct{}, conc)
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for i := range b.N {
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					runOne(ctx, b, client, tap, fmt.Sprintf("t-%d", i))
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "workflows/s")
+			throughput(b, bb, benchConcurrency())
 		})
 		b.Run(bb.name+"/latency", func(b *testing.B) {
 			client, tap := startBench(b, bb, 16)
@@ -177,5 +159,50 @@ func BenchmarkFiveActivityWorkflows(b *testing.B) {
 			b.ReportMetric(pct(0.99), "p99-ms")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// throughput runs b.N workflows through bb, conc in flight at a time, and
+// reports workflows/s.
+func throughput(b *testing.B, bb benchBackend, conc int) {
+	client, tap := startBench(b, bb, int32(conc))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			runOne(ctx, b, client, tap, fmt.Sprintf("t-%d", i))
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "workflows/s")
+}
+
+// TestThroughputAgainstBaseline is the regression check the test command runs: a
+// few seconds of five-activity workflows through this backend and through
+// durabletask-go's own SQLite backend, on the same machine in the same run. It
+// fails when ours is no longer far ahead: a ratio, not an absolute time, so a slow
+// or busy machine does not fail it, a real regression does. Measured without the
+// race detector the ratio is about 150; under it, lower.
+func TestThroughputAgainstBaseline(t *testing.T) {
+	const minRatio = 5
+	rate := func(bb benchBackend) float64 {
+		res := testing.Benchmark(func(b *testing.B) { throughput(b, bb, 64) })
+		if res.N == 0 {
+			t.Fatalf("%s: the benchmark did not run", bb.name)
+		}
+		return res.Extra["workflows/s"]
+	}
+	ours, theirs := rate(benchBackends[0]), rate(benchBackends[1])
+	t.Logf("five-activity workflows/s: wfbackend %.0f, durabletask-go sqlite %.1f, ratio %.0f", ours, theirs, ours/theirs)
+	if theirs <= 0 || ours/theirs < minRatio {
+		t.Errorf("wfbackend runs %.0f workflows/s, durabletask-go's SQLite backend %.1f: ratio %.1f, want at least %d", ours, theirs, ours/theirs, minRatio)
 	}
 }
