@@ -1,10 +1,12 @@
 package dapr
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/taskagent/taskagent/internal/errs"
@@ -98,12 +100,14 @@ func (l *EventLog) Read(ctx context.Context, topic string, after int64, limit in
 	if l.closed {
 		return nil, errs.E(errs.Unavailable, "event log is closed")
 	}
+	// Ids grow along the slice: start at the first one after after.
+	i, _ := slices.BinarySearchFunc(l.events, after+1, func(e event.Event, id int64) int { return cmp.Compare(e.ID, id) })
 	var out []event.Event
-	for _, e := range l.events {
+	for _, e := range l.events[i:] {
 		if len(out) == limit {
 			break
 		}
-		if e.ID > after && (topic == "" || e.Topic == topic) {
+		if topic == "" || e.Topic == topic {
 			out = append(out, e)
 		}
 	}
