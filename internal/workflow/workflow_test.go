@@ -403,3 +403,16 @@ func TestReplayGivesTheSameResult(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleSameIDIsConflict: two requests racing past Service.Start's look both
+// reach the engine; the second gets a conflict, which Start turns into "running".
+func TestScheduleSameIDIsConflict(t *testing.T) {
+	s := newSystem(t, options{})
+	id := workflow.InstanceID(seed.TaskID)
+	if err := s.engine.Schedule(t.Context(), workflow.Name, id, seed); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.engine.Schedule(t.Context(), workflow.Name, id, seed); errs.KindOf(err) != errs.Conflict {
+		t.Fatalf("second schedule: %v, want a conflict", err)
+	}
+}

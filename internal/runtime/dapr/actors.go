@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -244,20 +243,10 @@ func (h *host) inTurn(ctx context.Context, k actorKey, f func(*turn) error) (err
 	tn := &turn{host: h, key: k, act: a, now: h.now()}
 	tn.Cache = a.cache
 	tn.Load = func(ctx context.Context, key string) ([]byte, error) { return h.sc.getState(ctx, k.typ, k.id, key) }
-	if err := guarded(h.log, k, func() error { return f(tn) }); err != nil {
+	if err := actor.Guard(h.log, k.typ, k.id, func() error { return f(tn) }); err != nil {
 		return err
 	}
 	return h.commit(ctx, tn)
-}
-
-func guarded(log *slog.Logger, k actorKey, f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("actor turn panicked", "actor_type", k.typ, "actor_id", k.id, "panic", r, "stack", string(debug.Stack()))
-			err = errs.E(errs.Internal, "actor %s/%s failed", k.typ, k.id)
-		}
-	}()
-	return f()
 }
 
 func (h *host) acquire(k actorKey) *activation {

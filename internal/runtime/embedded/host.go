@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,7 +275,7 @@ func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f fu
 	t := &turn{host: h, key: k, act: a, now: h.opts.Now()}
 	t.Cache = a.cache
 	t.Load = func(ctx context.Context, key string) ([]byte, error) { return h.load(ctx, k, key) }
-	if err := runGuarded(f, t); err != nil {
+	if err := actor.Guard(h.log, k.typ, k.id, func() error { return f(t) }); err != nil {
 		return err
 	}
 	ch := t.change()
@@ -299,16 +298,6 @@ func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f fu
 		a.cache[w.key] = w.value
 	}
 	return nil
-}
-
-func runGuarded(f func(*turn) error, t *turn) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			t.host.log.Error("actor turn panicked", "actor_type", t.key.typ, "actor_id", t.key.id, "panic", r, "stack", string(debug.Stack()))
-			err = errs.E(errs.Internal, "actor %s/%s failed", t.key.typ, t.key.id)
-		}
-	}()
-	return f(t)
 }
 
 func (h *Host) acquire(k actorKey) *activation {

@@ -62,14 +62,11 @@ func (e *WorkflowEngine) Backend() *wfbackend.Backend { return e.be }
 
 // Schedule starts orchestrator name as instance id.
 func (e *WorkflowEngine) Schedule(ctx context.Context, name, id string, input any) error {
-	if _, err := e.Metadata(ctx, id); err == nil {
-		return errs.E(errs.Conflict, "workflow %s exists", id)
-	}
 	_, err := e.client.ScheduleNewOrchestration(ctx, name, api.WithInstanceID(api.InstanceID(id)), api.WithInput(input))
-	if err != nil {
-		if _, merr := e.Metadata(ctx, id); merr == nil {
-			return errs.E(errs.Conflict, "workflow %s exists", id)
-		}
+	switch {
+	case errors.Is(err, api.ErrDuplicateInstance):
+		return errs.E(errs.Conflict, "workflow %s exists", id)
+	case err != nil:
 		return errs.E(errs.Unavailable, "start workflow %s: %v", id, err)
 	}
 	return nil
