@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,22 +184,7 @@ func startDaprApp(t *testing.T, name string, port int, sc *daprtest.Sidecar, env
 		}
 	})
 
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.logs.Write(append(line, '\n'))
-			var rec struct{ Msg, Addr string }
-			if !sent && json.Unmarshal(line, &rec) == nil && rec.Msg == "taskagent serving" {
-				addr <- rec.Addr
-				sent = true
-			}
-		}
-		close(addr)
-	}()
+	addr := watchLogs(stderr, p.logs)
 	select {
 	case a, ok := <-addr:
 		if !ok {

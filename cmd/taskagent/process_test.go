@@ -80,21 +80,7 @@ func start(t *testing.T, dataDir string, env ...string) *process {
 	p := &process{t: t, cmd: cmd, logs: &logBuffer{}}
 	t.Cleanup(func() { p.kill() })
 
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.logs.Write(append(line, '\n'))
-			var rec struct{ Msg, Addr string }
-			if !sent && json.Unmarshal(line, &rec) == nil && rec.Msg == "taskagent serving" {
-				addr <- rec.Addr
-				sent = true
-			}
-		}
-		close(addr)
-	}()
+	addr := watchLogs(stderr, p.logs)
 	select {
 	case a, ok := <-addr:
 		if !ok {
@@ -113,6 +99,29 @@ func start(t *testing.T, dataDir string, env ...string) *process {
 		return res.StatusCode == http.StatusOK
 	})
 	return p
+}
+
+// watchLogs copies the JSON log lines of a taskagent's stderr into logs and sends
+// the address of its "taskagent serving" line; the channel closes when the
+// process's stderr does, so a closed channel without an address means it exited.
+func watchLogs(stderr io.Reader, logs io.Writer) <-chan string {
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			logs.Write(append(line, '\n'))
+			var rec struct{ Msg, Addr string }
+			if !sent && json.Unmarshal(line, &rec) == nil && rec.Msg == "taskagent serving" {
+				addr <- rec.Addr
+				sent = true
+			}
+		}
+		close(addr)
+	}()
+	return addr
 }
 
 // kill ends the process with SIGKILL: no shutdown code runs.
