@@ -60,6 +60,18 @@ type committer struct {
 	requests chan commitRequest
 	stopped  chan struct{}
 
+	// stmt holds the committer's statements, prepared once: every commit runs
+	// them, and preparing is most of a small statement's cost.
+	stmt struct {
+		deleteState       *sql.Stmt
+		upsertState       *sql.Stmt
+		deleteReminderGen *sql.Stmt
+		deleteReminder    *sql.Stmt
+		moveReminder      *sql.Stmt
+		upsertReminder    *sql.Stmt
+		insertEvent       *sql.Stmt
+	}
+
 	nextEventID int64 // owned by the run goroutine
 	maxBatch    int
 	onCommit    func([]*change) // called in commit order, from the run goroutine
@@ -79,6 +91,25 @@ func newCommitter(ctx context.Context, db *sql.DB, log *slog.Logger, onCommit fu
 		nextEventID: last.Int64 + 1,
 		maxBatch:    512,
 		onCommit:    onCommit,
+	}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&c.stmt.deleteState, `DELETE FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`},
+		{&c.stmt.upsertState, `INSERT INTO actor_state (actor_type, actor_id, key, value) VALUES (?, ?, ?, ?)
+			ON CONFLICT (actor_type, actor_id, key) DO UPDATE SET value = excluded.value`},
+		{&c.stmt.deleteReminderGen, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`},
+		{&c.stmt.deleteReminder, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ?`},
+		{&c.stmt.moveReminder, `UPDATE reminders SET due = ? WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`},
+		{&c.stmt.upsertReminder, `INSERT INTO reminders (actor_type, actor_id, name, due, period, data, gen) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (actor_type, actor_id, name) DO UPDATE SET due = excluded.due, period = excluded.period, data = excluded.data, gen = excluded.gen`},
+		{&c.stmt.insertEvent, `INSERT INTO events (id, topic, type, time, source, data) VALUES (?, ?, ?, ?, ?, ?)`},
+	} {
+		var err error
+		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
 	}
 	go c.run()
 	return c, nil
@@ -176,11 +207,10 @@ func (c *committer) write(changes []*change) (err error) {
 	for _, ch := range changes {
 		for _, w := range ch.state {
 			if w.value == nil {
-				_, err = tx.ExecContext(ctx, `DELETE FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`,
+				_, err = tx.StmtContext(ctx, c.stmt.deleteState).ExecContext(ctx,
 					ch.actorType, ch.actorID, w.key)
 			} else {
-				_, err = tx.ExecContext(ctx, `INSERT INTO actor_state (actor_type, actor_id, key, value) VALUES (?, ?, ?, ?)
-					ON CONFLICT (actor_type, actor_id, key) DO UPDATE SET value = excluded.value`,
+				_, err = tx.StmtContext(ctx, c.stmt.upsertState).ExecContext(ctx,
 					ch.actorType, ch.actorID, w.key, w.value)
 			}
 			if err != nil {
@@ -190,17 +220,16 @@ func (c *committer) write(changes []*change) (err error) {
 		for _, r := range ch.reminders {
 			switch {
 			case r.delete && r.ifGen != 0:
-				_, err = tx.ExecContext(ctx, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`,
+				_, err = tx.StmtContext(ctx, c.stmt.deleteReminderGen).ExecContext(ctx,
 					ch.actorType, ch.actorID, r.name, r.ifGen)
 			case r.delete:
-				_, err = tx.ExecContext(ctx, `DELETE FROM reminders WHERE actor_type = ? AND actor_id = ? AND name = ?`,
+				_, err = tx.StmtContext(ctx, c.stmt.deleteReminder).ExecContext(ctx,
 					ch.actorType, ch.actorID, r.name)
 			case r.ifGen != 0:
-				_, err = tx.ExecContext(ctx, `UPDATE reminders SET due = ? WHERE actor_type = ? AND actor_id = ? AND name = ? AND gen = ?`,
+				_, err = tx.StmtContext(ctx, c.stmt.moveReminder).ExecContext(ctx,
 					r.due.UnixNano(), ch.actorType, ch.actorID, r.name, r.ifGen)
 			default:
-				_, err = tx.ExecContext(ctx, `INSERT INTO reminders (actor_type, actor_id, name, due, period, data, gen) VALUES (?, ?, ?, ?, ?, ?, ?)
-					ON CONFLICT (actor_type, actor_id, name) DO UPDATE SET due = excluded.due, period = excluded.period, data = excluded.data, gen = excluded.gen`,
+				_, err = tx.StmtContext(ctx, c.stmt.upsertReminder).ExecContext(ctx,
 					ch.actorType, ch.actorID, r.name, r.due.UnixNano(), int64(r.period), r.data, r.gen)
 			}
 			if err != nil {
@@ -210,7 +239,7 @@ func (c *committer) write(changes []*change) (err error) {
 		ch.firstEventID = nextID
 		source := ch.actorType + "/" + ch.actorID
 		for _, e := range ch.events {
-			_, err = tx.ExecContext(ctx, `INSERT INTO events (id, topic, type, time, source, data) VALUES (?, ?, ?, ?, ?, ?)`,
+			_, err = tx.StmtContext(ctx, c.stmt.insertEvent).ExecContext(ctx,
 				nextID, e.topic, e.typ, e.time.UnixNano(), source, e.data)
 			if err != nil {
 				return fmt.Errorf("append event %s: %w", e.typ, err)
