@@ -17,16 +17,27 @@ import (
 // that have caught up wait on a channel that is closed, and replaced, whenever a
 // commit adds events: no polling.
 type eventLog struct {
-	db   *sql.DB
-	last atomic.Int64 // id of the newest committed event
+	db *sql.DB
+	// readAll and readTopic are prepared once: readers page through the log all
+	// the time.
+	readAll, readTopic *sql.Stmt
+	last               atomic.Int64 // id of the newest committed event
 
 	mu      sync.Mutex
 	changed chan struct{}
 	closed  bool
 }
 
-func newEventLog(db *sql.DB) *eventLog {
-	return &eventLog{db: db, changed: make(chan struct{})}
+func newEventLog(ctx context.Context, db *sql.DB) (*eventLog, error) {
+	l := &eventLog{db: db, changed: make(chan struct{})}
+	var err error
+	if l.readAll, err = db.PrepareContext(ctx, `SELECT id, topic, type, time, source, data FROM events WHERE id > ? ORDER BY id LIMIT ?`); err != nil {
+		return nil, fmt.Errorf("prepare event reads: %w", err)
+	}
+	if l.readTopic, err = db.PrepareContext(ctx, `SELECT id, topic, type, time, source, data FROM events WHERE topic = ? AND id > ? ORDER BY id LIMIT ?`); err != nil {
+		return nil, fmt.Errorf("prepare event reads: %w", err)
+	}
+	return l, nil
 }
 
 func (l *eventLog) advance(last int64) {
@@ -68,13 +79,11 @@ func (e *EventLog) Read(ctx context.Context, topic string, after int64, limit in
 	if closed {
 		return nil, errs.E(errs.Unavailable, "event log is closed")
 	}
-	q := `SELECT id, topic, type, time, source, data FROM events WHERE id > ? ORDER BY id LIMIT ?`
-	args := []any{after, limit}
+	stmt, args := e.l.readAll, []any{after, limit}
 	if topic != "" {
-		q = `SELECT id, topic, type, time, source, data FROM events WHERE topic = ? AND id > ? ORDER BY id LIMIT ?`
-		args = []any{topic, after, limit}
+		stmt, args = e.l.readTopic, []any{topic, after, limit}
 	}
-	rows, err := e.l.db.QueryContext(ctx, q, args...)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, errs.E(errs.Unavailable, "read events: %v", err)
 	}

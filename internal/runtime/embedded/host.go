@@ -86,6 +86,8 @@ type Host struct {
 	commit *committer
 	sched  *scheduler
 	events *eventLog
+	// readState is prepared once: it is the read of every activation's first Get.
+	readState *sql.Stmt
 
 	mu     sync.Mutex
 	active map[actorKey]*activation
@@ -139,7 +141,14 @@ func Open(ctx context.Context, dir string, types []actor.Type, opts Options) (*H
 		h.types[t.Name] = t
 	}
 	h.stopCtx, h.stop = context.WithCancel(context.Background())
-	h.events = newEventLog(reader)
+	if h.events, err = newEventLog(ctx, reader); err != nil {
+		h.closeDB()
+		return nil, err
+	}
+	if h.readState, err = reader.PrepareContext(ctx, `SELECT value FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`); err != nil {
+		h.closeDB()
+		return nil, fmt.Errorf("prepare state reads: %w", err)
+	}
 	h.sched = newScheduler(h)
 	if err := h.sched.load(ctx); err != nil {
 		h.closeDB()

@@ -69,8 +69,7 @@ func (c *change) empty() bool {
 // load reads one state key from the store; a missing key is a nil value.
 func (h *Host) load(ctx context.Context, k actorKey, key string) ([]byte, error) {
 	var b []byte
-	err := h.reader.QueryRowContext(ctx, `SELECT value FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`,
-		k.typ, k.id, key).Scan(&b)
+	err := h.readState.QueryRowContext(ctx, k.typ, k.id, key).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
