@@ -235,12 +235,19 @@ func sseMessage(e event.Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	typ := strings.NewReplacer("\r", "", "\n", "").Replace(e.Type)
-	var b []byte
-	b = fmt.Appendf(b, "id: %d\n", e.ID)
+	typ := lineBreaks.Replace(e.Type)
+	b := make([]byte, 0, len(data)+len(typ)+40)
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, e.ID, 10)
 	if typ != "" {
-		b = fmt.Appendf(b, "event: %s\n", typ)
+		b = append(b, "\nevent: "...)
+		b = append(b, typ...)
 	}
-	b = fmt.Appendf(b, "data: %s\n\n", data)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
 	return b, nil
 }
+
+// lineBreaks removes the characters that would end an SSE field early.
+var lineBreaks = strings.NewReplacer("\r", "", "\n", "")
