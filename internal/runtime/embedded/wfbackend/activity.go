@@ -69,11 +69,18 @@ func (b *Backend) heldActivity(wi *backend.ActivityWorkItem) (*activity, bool) {
 	return a, true
 }
 
-// CompleteActivityWorkItem implements backend.Backend: it deletes the activity
-// and queues its result (wi.Result) for the orchestration in one transaction.
-// It returns backend.ErrWorkItemLockLost if wi no longer holds the activity
-// (it was abandoned). A result for an instance that has finished, or was
-// purged or replaced, meanwhile is dropped.
+// CompleteActivityWorkItem implements backend.Backend: it hands the result
+// (wi.Result) to the orchestration. It returns backend.ErrWorkItemLockLost if
+// wi no longer holds the activity (it was abandoned). A result for an instance
+// that has finished, or was purged or replaced, meanwhile is dropped.
+//
+// While the instance is known to be running (its history has stayed cached
+// since the turn that scheduled the activity), the result is kept in memory
+// only, and the activity's row stays until the turn that consumes the result
+// deletes it in that turn's transaction. That saves a commit per activity and
+// loses nothing: after a crash the row is still there, so the activity runs
+// again, as it would had the crash come just before this call. Otherwise the
+// result is committed to the inbox.
 func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.ActivityWorkItem) error {
 	if err := b.usable(); err != nil {
 		return err
@@ -81,13 +88,25 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.Acti
 	if wi == nil || wi.Result == nil {
 		return errors.New("complete activity work item: no result")
 	}
+	id := string(wi.InstanceID)
 	b.mu.Lock()
-	_, ok := b.heldActivity(wi)
-	b.mu.Unlock()
+	a, ok := b.heldActivity(wi)
 	if !ok {
+		b.mu.Unlock()
 		return backend.ErrWorkItemLockLost
 	}
-	id := string(wi.InstanceID)
+	if e := b.cache.entry(id); e != nil && e == a.gen {
+		// The cache holds only instances that exist and take events, as of
+		// the last commit, and its entry is the one of the instance that
+		// scheduled the activity, not of one that replaced it. Memory
+		// changes only under b.mu, so this holds while the result is
+		// delivered below.
+		delete(b.activeActs, a.id)
+		b.addPendingLocked(b.instanceLocked(id), inboxEvent{activity: a.id, e: wi.Result})
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
 	result, err := encode(wi.Result)
 	if err != nil {
 		return err

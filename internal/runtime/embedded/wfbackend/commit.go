@@ -259,6 +259,7 @@ func (b *Backend) applyEffectsLocked(eff *effects, now time.Time) {
 	}
 	if len(eff.activities) > 0 {
 		for _, a := range eff.activities {
+			a.gen = b.cache.entry(a.instanceID)
 			b.actQueue.push(a)
 		}
 		b.actSignal.broadcast()

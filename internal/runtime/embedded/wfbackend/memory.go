@@ -13,11 +13,14 @@ import (
 // mirrors has committed (committer effects), or for locks, which are never
 // stored.
 
-// inboxEvent is an event waiting in an instance's inbox, with the id of its
-// inbox row so that the turn that consumes it can delete the row.
+// inboxEvent is an event waiting in an instance's inbox, with the row the turn
+// that consumes it deletes: its inbox row (id), or, for an activity result
+// held only in memory (see CompleteActivityWorkItem), the activity's row
+// (activity, with id 0).
 type inboxEvent struct {
-	id int64
-	e  *backend.HistoryEvent
+	id       int64
+	activity int64
+	e        *backend.HistoryEvent
 }
 
 // instance is the in-memory dispatch state of an orchestration instance. A
@@ -46,6 +49,11 @@ type activity struct {
 	instanceID string
 	e          *backend.HistoryEvent
 	token      string // LockedBy while handed out
+	// gen is the instance's cache entry when the turn that scheduled the
+	// activity committed, or nil. Finding the same entry in the cache when
+	// the activity completes proves the instance is the one that scheduled
+	// it, and that it still runs (see CompleteActivityWorkItem).
+	gen *cacheEntry
 }
 
 // timerItem is an inbox event that becomes visible at due.
@@ -176,6 +184,8 @@ func (c *historyCache) get(id string) ([]*backend.HistoryEvent, bool) {
 	return el.Value.(*cacheEntry).events, true
 }
 
+// put sets id's history. An entry already there is updated in place, so it
+// keeps its identity for as long as the instance stays cached.
 func (c *historyCache) put(id string, events []*backend.HistoryEvent) {
 	if c.limit <= 0 {
 		return
@@ -191,6 +201,14 @@ func (c *historyCache) put(id string, events []*backend.HistoryEvent) {
 		c.lru.Remove(el)
 		delete(c.entries, el.Value.(*cacheEntry).id)
 	}
+}
+
+// entry returns id's entry, or nil, without counting as a use.
+func (c *historyCache) entry(id string) *cacheEntry {
+	if el, ok := c.entries[id]; ok {
+		return el.Value.(*cacheEntry)
+	}
+	return nil
 }
 
 func (c *historyCache) remove(id string) {

@@ -495,7 +495,13 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 			return reject(backend.ErrWorkItemLockLost)
 		}
 		w := b.w
-		if len(newEvents) > 0 {
+		if len(newEvents) > 0 && upd.unchanged {
+			// Nothing in the row changes but the time: the history chunk
+			// carries the turn. The lock proves the instance exists.
+			if _, err := w.insertHistory.Exec(id, len(state.OldEvents()), chunk); err != nil {
+				return fmt.Errorf("append history of %s: %w", id, err)
+			}
+		} else if len(newEvents) > 0 {
 			res, err := w.updateInstance.Exec(id, upd.status, tx.now.UnixNano(), upd.customStatus,
 				upd.setInput, upd.input, upd.created, upd.completedAt(tx.now), upd.output, upd.failure)
 			if err != nil {
@@ -520,12 +526,23 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 		}
 		if terminal {
 			// A finished instance takes no more events: drop all of its
-			// inbox, including timers that have not fired.
+			// inbox, including timers that have not fired, and the
+			// activities it no longer waits for.
 			if _, err := w.deleteInstInbox.Exec(id); err != nil {
 				return fmt.Errorf("clear inbox of %s: %w", id, err)
 			}
+			if _, err := w.deleteInstActivity.Exec(id); err != nil {
+				return fmt.Errorf("clear activities of %s: %w", id, err)
+			}
 		} else {
 			for _, ev := range consumed {
+				if ev.activity != 0 {
+					// A result held in memory: the activity row stood for it.
+					if _, err := w.deleteActivity.Exec(id, ev.activity); err != nil {
+						return fmt.Errorf("delete activity of %s: %w", id, err)
+					}
+					continue
+				}
 				if _, err := w.deleteInbox.Exec(id, ev.id); err != nil {
 					return fmt.Errorf("delete inbox event of %s: %w", id, err)
 				}
@@ -604,6 +621,10 @@ func (b *Backend) sendMessage(tx *txn, eff *effects, from string, m encodedMessa
 // instanceRow holds the instance columns a turn sets, computed from the state
 // outside the committer.
 type instanceRow struct {
+	// unchanged is set for a turn of a running instance that changes no
+	// column but updated_at: such a turn leaves the row alone, so updated_at
+	// is the time of the last change of status, custom status or output.
+	unchanged    bool
 	status       int32
 	customStatus any
 	setInput     bool
@@ -626,8 +647,14 @@ func instanceUpdate(state *backend.OrchestrationRuntimeState) (*instanceRow, err
 	if cs := state.CustomStatus; cs != nil {
 		u.customStatus = cs.GetValue()
 	}
+	u.unchanged = state.RuntimeStatus() == api.RUNTIME_STATUS_RUNNING && u.customStatus == nil &&
+		len(state.OldEvents()) > 0 && !state.ContinuedAsNew()
 	for _, e := range state.NewEvents() {
+		if e.GetExecutionResumed() != nil {
+			u.unchanged = false // the row says SUSPENDED
+		}
 		if es := e.GetExecutionStarted(); es != nil {
+			u.unchanged = false
 			// A first turn or a continue-as-new: the start event carries the
 			// (new) input and creation time.
 			u.setInput = true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/backend"
 	"github.com/microsoft/durabletask-go/task"
 )
 
@@ -120,6 +121,72 @@ func TestLockedWorkIsFreeAfterReopen(t *testing.T) {
 		if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
 			t.Errorf("%s = %+v, %v; want COMPLETED", id, md, err)
 		}
+	}
+}
+
+// An activity result is held in memory until the turn that consumes it
+// commits, so completing an activity costs no commit; if the process dies
+// before that turn, the activity is still scheduled and runs again.
+func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	ctx := context.Background()
+	ex := task.NewTaskExecutor(contractRegistry(t))
+
+	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, be1, "CallsActivity", "act")
+	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
+	awi, err := be1.GetActivityWorkItem(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	before := be1.Stats().Transactions
+	if err := be1.CompleteActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	if n := be1.Stats().Transactions - before; n != 0 {
+		t.Errorf("completing an activity of a running instance committed %d transactions, want 0", n)
+	}
+	// The result reaches the orchestration at once...
+	wi := mustGetOrch(t, be1, "act")
+	if len(wi.NewEvents) != 1 || wi.NewEvents[0].GetTaskCompleted() == nil {
+		t.Fatalf("events after the activity = %v, want its TaskCompleted", wi.NewEvents)
+	}
+	// ...but the process dies before that turn commits.
+	if err := be1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	be2 := openAt(t, path, WithWorkItemWait(0))
+	assertNoOrchWork(t, be2)
+	again, err := be2.GetActivityWorkItem(ctx)
+	if err != nil || again.InstanceID != "act" || again.NewEvent.GetEventId() != awi.NewEvent.GetEventId() {
+		t.Fatalf("activity after reopen = %v, %v; want the same activity again", again, err)
+	}
+	if again.Result, err = ex.ExecuteActivity(ctx, again.InstanceID, again.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := be2.CompleteActivityWorkItem(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	runTurn(t, be2, ex, mustGetOrch(t, be2, "act"))
+	md, err := be2.GetOrchestrationMetadata(ctx, "act")
+	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
+	}
+	// The turn deleted the activity's row: nothing is left to run.
+	if _, err := be2.GetActivityWorkItem(ctx); !errors.Is(err, backend.ErrNoWorkItems) {
+		t.Errorf("activity work after completion = %v, want ErrNoWorkItems", err)
+	}
+	be2.Close()
+	be3 := openAt(t, path, WithWorkItemWait(0))
+	if _, err := be3.GetActivityWorkItem(ctx); !errors.Is(err, backend.ErrNoWorkItems) {
+		t.Errorf("activity work after reopening a completed instance = %v, want ErrNoWorkItems", err)
 	}
 }
 
