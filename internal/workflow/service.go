@@ -103,10 +103,12 @@ type Status struct {
 	Name          string    `json:"name"`
 	RuntimeStatus string    `json:"runtime_status"`
 	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-	Input         *Input    `json:"input,omitempty"`
-	Output        *Result   `json:"output,omitempty"`
-	Failure       *Failure  `json:"failure,omitempty"`
+	// UpdatedAt is the time of the workflow's latest change: its latest
+	// step while it runs, its end once it has finished.
+	UpdatedAt time.Time `json:"updated_at"`
+	Input     *Input    `json:"input,omitempty"`
+	Output    *Result   `json:"output,omitempty"`
+	Failure   *Failure  `json:"failure,omitempty"`
 	// Reason is why a terminated workflow was terminated.
 	Reason string `json:"reason,omitempty"`
 	// Timeline lists every attempt, timer and compensation so far.
@@ -161,6 +163,13 @@ func (s Service) Get(ctx context.Context, id string) (Status, error) {
 			return Status{}, err
 		}
 		st.Timeline = Timeline(hist)
+		// An engine may record the time of status changes only; a running
+		// workflow was last updated by its latest step.
+		if n := len(hist); n > 0 {
+			if last := hist[n-1].GetTimestamp().AsTime(); last.After(st.UpdatedAt) {
+				st.UpdatedAt = last.UTC()
+			}
+		}
 	}
 	return st, nil
 }
