@@ -58,7 +58,9 @@ type Backend struct {
 
 	mu         sync.Mutex
 	instances  map[string]*instance
-	ready      fifo[*instance]
+	ready      fifo[*instance] // instances that have started, with work to do
+	readyNew   fifo[*instance] // instances whose first turn is due
+	newTurns   int             // first turns handed out since the last starvation check
 	actQueue   fifo[*activity]
 	activeActs map[int64]*activity
 	timers     timerHeap

@@ -277,6 +277,7 @@ func (b *Backend) resetAllLocked() {
 		delete(b.instances, id)
 	}
 	b.ready = fifo[*instance]{}
+	b.readyNew = fifo[*instance]{}
 	b.actQueue = fifo[*activity]{}
 	clear(b.activeActs)
 	for _, t := range b.timers {

@@ -278,7 +278,11 @@ func (b *Backend) maybeReadyLocked(inst *instance) {
 		return
 	}
 	inst.queued = true
-	b.ready.push(inst)
+	if inst.pending[0].e.GetExecutionStarted() != nil {
+		b.readyNew.push(inst)
+	} else {
+		b.ready.push(inst)
+	}
 	b.orchSignal.broadcast()
 }
 

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/microsoft/durabletask-go/backend"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // schemaVersion is stored in PRAGMA user_version so that a later schema change
-// can recognise (and migrate) files written by this one.
-const schemaVersion = 1
+// can recognise (and migrate) files written by this one. Version 1 stored each
+// activity's TaskScheduled event in its activities row; version 2 stores only
+// the event's id, since the event is in the history (see migrateV1).
+const schemaVersion = 2
 
 // schema holds the durable state. Times are Unix nanoseconds (integers compare
 // and index cheaply and round-trip exactly). Statuses are the numeric values of
@@ -62,12 +65,14 @@ CREATE TABLE IF NOT EXISTS inbox (
 	PRIMARY KEY (instance_id, id)
 ) WITHOUT ROWID;
 
--- activities holds scheduled activity tasks (TaskScheduled events) not yet
--- completed.
+-- activities holds scheduled activity tasks not yet completed: task_id is the
+-- id of their TaskScheduled event, which the same turn wrote to the history.
+-- Rows stay small, so the few pages holding the activities in flight absorb
+-- a whole group commit's inserts and deletes.
 CREATE TABLE IF NOT EXISTS activities (
 	instance_id TEXT    NOT NULL,
 	id          INTEGER NOT NULL,
-	event       BLOB    NOT NULL,
+	task_id     INTEGER NOT NULL,
 	PRIMARY KEY (instance_id, id)
 ) WITHOUT ROWID;
 `
@@ -130,10 +135,73 @@ func (s *writerStmts) list() []namedStmt {
 		{&s.insertInbox, `INSERT INTO inbox (instance_id, id, due_at, event) VALUES (?, ?, ?, ?)`},
 		{&s.deleteInbox, `DELETE FROM inbox WHERE instance_id = ? AND id = ?`},
 		{&s.deleteInstInbox, `DELETE FROM inbox WHERE instance_id = ?`},
-		{&s.insertActivity, `INSERT INTO activities (instance_id, id, event) VALUES (?, ?, ?)`},
+		{&s.insertActivity, `INSERT INTO activities (instance_id, id, task_id) VALUES (?, ?, ?)`},
 		{&s.deleteActivity, `DELETE FROM activities WHERE instance_id = ? AND id = ?`},
 		{&s.deleteInstActivity, `DELETE FROM activities WHERE instance_id = ?`},
 	}
+}
+
+// migrateV1 rewrites a version 1 activities table, which held whole
+// TaskScheduled events, into the version 2 form, which holds their ids, in one
+// transaction that also sets the new version.
+func migrateV1(ctx context.Context, conn *sql.Conn) (err error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tx.Rollback())
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE activities RENAME TO activities_v1`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT instance_id, id, event FROM activities_v1`)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		instanceID string
+		id, taskID int64
+	}
+	var acts []row
+	for rows.Next() {
+		var (
+			r     row
+			event []byte
+		)
+		if err := rows.Scan(&r.instanceID, &r.id, &event); err != nil {
+			rows.Close()
+			return err
+		}
+		e, err := unmarshalEvent(event)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("activity %s/%d: %w", r.instanceID, r.id, err)
+		}
+		r.taskID = int64(e.GetEventId())
+		acts = append(acts, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, r := range acts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO activities (instance_id, id, task_id) VALUES (?, ?, ?)`,
+			r.instanceID, r.id, r.taskID); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE activities_v1`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // readerStmts are the queries served by the read pool, so that reads never
@@ -189,6 +257,11 @@ func (b *Backend) openStore(ctx context.Context, path string) error {
 	}
 	if version > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this program's %d", version, schemaVersion)
+	}
+	if version == 1 {
+		if err := migrateV1(ctx, conn); err != nil {
+			return fmt.Errorf("migrate schema version 1 to %d: %w", schemaVersion, err)
+		}
 	}
 	if _, err := conn.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
@@ -304,17 +377,16 @@ func (b *Backend) loadState(ctx context.Context) error {
 
 	type loadedActivity struct {
 		instanceID string
-		id         int64
-		event      []byte
+		id, taskID int64
 	}
 	var acts []loadedActivity
-	rows, err = b.wconn.QueryContext(ctx, `SELECT instance_id, id, event FROM activities ORDER BY id`)
+	rows, err = b.wconn.QueryContext(ctx, `SELECT instance_id, id, task_id FROM activities ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("load activities: %w", err)
 	}
 	for rows.Next() {
 		var la loadedActivity
-		if err := rows.Scan(&la.instanceID, &la.id, &la.event); err != nil {
+		if err := rows.Scan(&la.instanceID, &la.id, &la.taskID); err != nil {
 			rows.Close()
 			return fmt.Errorf("load activities: %w", err)
 		}
@@ -325,6 +397,24 @@ func (b *Backend) loadState(ctx context.Context) error {
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load activities: %w", err)
+	}
+	// An activity's TaskScheduled event is in its instance's history.
+	scheduled := make(map[string]map[int64]*backend.HistoryEvent)
+	for _, la := range acts {
+		if _, ok := scheduled[la.instanceID]; ok {
+			continue
+		}
+		history, err := b.readHistory(ctx, la.instanceID)
+		if err != nil {
+			return fmt.Errorf("load activities: %w", err)
+		}
+		byID := make(map[int64]*backend.HistoryEvent)
+		for _, e := range history {
+			if e.GetTaskScheduled() != nil {
+				byID[int64(e.GetEventId())] = e
+			}
+		}
+		scheduled[la.instanceID] = byID
 	}
 
 	now := b.now().UnixNano()
@@ -345,9 +435,9 @@ func (b *Backend) loadState(ctx context.Context) error {
 		}
 	}
 	for _, la := range acts {
-		e, err := unmarshalEvent(la.event)
-		if err != nil {
-			return fmt.Errorf("load activity %s/%d: %w", la.instanceID, la.id, err)
+		e := scheduled[la.instanceID][la.taskID]
+		if e == nil {
+			return fmt.Errorf("load activity %s/%d: no TaskScheduled event %d in the history", la.instanceID, la.id, la.taskID)
 		}
 		b.actQueue.push(&activity{id: la.id, instanceID: la.instanceID, e: e})
 	}

@@ -1,0 +1,82 @@
+package wfbackend
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/microsoft/durabletask-go/api"
+	"github.com/microsoft/durabletask-go/task"
+)
+
+// A file written by schema version 1, whose activities rows held whole
+// TaskScheduled events, opens with its scheduled activity intact.
+func TestMigrateSchemaV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	ctx := context.Background()
+	ex := task.NewTaskExecutor(contractRegistry(t))
+
+	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, be1, "CallsActivity", "act")
+	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
+	awi, err := be1.GetActivityWorkItem(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Turn the file into what version 1 wrote.
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := marshalEvent(awi.NewEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DROP TABLE activities`, nil},
+		{`CREATE TABLE activities (instance_id TEXT NOT NULL, id INTEGER NOT NULL, event BLOB NOT NULL,
+			PRIMARY KEY (instance_id, id)) WITHOUT ROWID`, nil},
+		{`INSERT INTO activities (instance_id, id, event) VALUES (?, ?, ?)`, []any{"act", awi.SequenceNumber, event}},
+		{`PRAGMA user_version = 1`, nil},
+	} {
+		if _, err := db.Exec(q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	be2 := openAt(t, path, WithWorkItemWait(0))
+	var version int
+	if err := be2.wconn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
+		t.Fatalf("schema version after migration = %d, %v; want %d", version, err, schemaVersion)
+	}
+	again, err := be2.GetActivityWorkItem(ctx)
+	if err != nil || again.InstanceID != "act" || again.NewEvent.GetEventId() != awi.NewEvent.GetEventId() ||
+		again.NewEvent.GetTaskScheduled().GetName() != awi.NewEvent.GetTaskScheduled().GetName() {
+		t.Fatalf("activity after migration = %v, %v; want %v", again, err, awi.NewEvent)
+	}
+	if again.Result, err = ex.ExecuteActivity(ctx, again.InstanceID, again.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := be2.CompleteActivityWorkItem(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	runTurn(t, be2, ex, mustGetOrch(t, be2, "act"))
+	md, err := be2.GetOrchestrationMetadata(ctx, "act")
+	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
+	}
+}
