@@ -33,13 +33,15 @@ const (
 // it serves, a sidecar to reach its app, placement to list every replica.
 const daprStartTimeout = 60 * time.Second
 
-// daprCluster is Redis, placement and replicas of "taskagent serve --runtime
-// dapr", each beside its own daprd of app id dapr.AppID, all on loopback and
-// all stopped when the test ends.
+// daprCluster is Redis, placement, the Scheduler service (which keeps the
+// reminders, as deploy/ configures Dapr) and replicas of "taskagent serve
+// --runtime dapr", each beside its own daprd of app id dapr.AppID, all on
+// loopback and all stopped when the test ends.
 type daprCluster struct {
 	tools     daprtest.Tools
 	redis     *daprtest.Redis
 	placement *daprtest.Placement
+	scheduler *daprtest.Scheduler
 	res       daprtest.Resources
 	replicas  []*daprReplica
 }
@@ -59,7 +61,8 @@ func startDaprCluster(t *testing.T, n int, env ...string) *daprCluster {
 	c := &daprCluster{tools: daprtest.FindTools(t)}
 	c.redis = daprtest.StartRedis(t)
 	c.placement = daprtest.StartPlacement(t, c.tools)
-	c.res = daprtest.WriteComponents(t, c.redis.Addr)
+	c.scheduler = daprtest.StartScheduler(t, c.tools)
+	c.res = daprtest.WriteComponents(t, c.redis.Addr, daprtest.SchedulerReminders)
 	for i := range n {
 		c.replicas = append(c.replicas, c.startReplica(t, "replica-"+strconv.Itoa(i+1), env))
 	}
@@ -122,6 +125,7 @@ func (c *daprCluster) startReplica(t *testing.T, name string, env []string) *dap
 			AppID:         dapr.AppID,
 			AppPort:       port,
 			PlacementAddr: c.placement.Addr,
+			SchedulerAddr: c.scheduler.Addr,
 			ResourcesDir:  c.res.Dir,
 			Config:        c.res.Config,
 			Env:           map[string]string{"DAPR_API_TOKEN": e2eDaprAPIToken, "APP_API_TOKEN": e2eAppAPIToken},

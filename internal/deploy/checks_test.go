@@ -62,7 +62,18 @@ const (
 	annMemoryRequest = "dapr.io/sidecar-memory-request"
 	annMemoryLimit   = "dapr.io/sidecar-memory-limit"
 	annHealthPath    = "dapr.io/app-health-check-path"
+	annScheduler     = "dapr.io/scheduler-host-address"
 )
+
+// schedulerRemindersFeature is the Dapr 1.14 preview feature that keeps every
+// actor reminder as a job of its own in the Scheduler service, so that no
+// record grows with the number of tasks; the Configuration must turn it on.
+const schedulerRemindersFeature = "SchedulerReminders"
+
+// controlPlaneScheduler is the scheduler address Dapr 1.14's injector gives
+// daprd unless the dapr.io/scheduler-host-address annotation says otherwise:
+// the control plane's dapr-scheduler-server (one replica, in dapr-system).
+var controlPlaneScheduler = strings.Join(patcher.ServiceScheduler.AddressAllInstances(1, "dapr-system", "cluster.local"), ",")
 
 // defaultAddr reads the default of Config.Addr from cmd/taskagent's
 // defaultConfig (package main cannot be imported).
@@ -597,6 +608,8 @@ func injectSidecar(m manifests) (*corev1.Pod, error) {
 	pod.Name, pod.Namespace = d.Name+"-0", d.Namespace
 	sc := patcher.NewSidecarConfig(pod)
 	sc.Namespace = d.Namespace
+	// What the injector sets before it reads the annotations.
+	sc.SchedulerAddress = controlPlaneScheduler
 	sc.SetFromPodAnnotations()
 	if !sc.NeedsPatching() {
 		return nil, errors.New("Dapr's injector would not add a sidecar")
@@ -609,7 +622,8 @@ func injectSidecar(m manifests) (*corev1.Pod, error) {
 }
 
 // checkSidecar checks the daprd container Dapr's injector adds: the app id,
-// port and Configuration it is given, its resources, and its tokens.
+// port and Configuration it is given, its resources, its tokens, and the
+// scheduler it keeps reminders in.
 func checkSidecar(m manifests, f facts) error {
 	pod, err := injectSidecar(m)
 	if err != nil {
@@ -666,6 +680,12 @@ func checkSidecar(m manifests, f facts) error {
 		if _, ok := envVar(appC, env); !ok {
 			fail("the injector gives container %s no %s", appC.Name, env)
 		}
+	}
+	// The Configuration keeps reminders in the Scheduler service
+	// (checkConfiguration); daprd without one fails to start its actors.
+	if e, _ := envVar(daprd, "DAPR_SCHEDULER_HOST_ADDRESS"); e.Value != controlPlaneScheduler {
+		fail("daprd DAPR_SCHEDULER_HOST_ADDRESS is %q (annotation %s %q), want the control plane's scheduler %q",
+			e.Value, annScheduler, pod.Annotations[annScheduler], controlPlaneScheduler)
 	}
 	return errors.Join(problems...)
 }
@@ -754,9 +774,9 @@ func checkResiliency(m manifests, f facts) error {
 	return errors.Join(problems...)
 }
 
-// checkConfiguration checks the sidecars' Configuration: mTLS on, a sampling
-// rate between 0 and 1, and (when a Zipkin endpoint is in-cluster) that its
-// Service exists.
+// checkConfiguration checks the sidecars' Configuration: mTLS on, reminders
+// in the Scheduler service, a sampling rate between 0 and 1, and (when a
+// Zipkin endpoint is in-cluster) that its Service exists.
 func checkConfiguration(m manifests, wantZipkin bool) error {
 	d, _, err := app(m)
 	if err != nil {
@@ -770,6 +790,9 @@ func checkConfiguration(m manifests, wantZipkin bool) error {
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	if c.Spec.MTLSSpec == nil || c.Spec.MTLSSpec.Enabled == nil || !*c.Spec.MTLSSpec.Enabled {
 		fail("Configuration %s: mTLS is not enabled", c.Name)
+	}
+	if !featureEnabled(c, schedulerRemindersFeature) {
+		fail("Configuration %s: feature %s is not enabled; reminders would be kept in state store records that grow with the number of tasks", c.Name, schedulerRemindersFeature)
 	}
 	t := c.Spec.TracingSpec
 	if t == nil || t.Zipkin == nil {
@@ -788,6 +811,18 @@ func checkConfiguration(m manifests, wantZipkin bool) error {
 		}
 	}
 	return errors.Join(problems...)
+}
+
+// featureEnabled reports whether the Configuration turns the named preview
+// feature on, as Dapr 1.14 reads it (config.LoadFeatures): any entry of that
+// name that is enabled.
+func featureEnabled(c *configurationapi.Configuration, name string) bool {
+	for _, f := range c.Spec.Features {
+		if f.Name == name && f.Enabled != nil && *f.Enabled {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSelectors checks that every Service and PodDisruptionBudget selects the

@@ -513,6 +513,20 @@ func TestCrossChecksCatchMistakes(t *testing.T) {
 			off := false
 			c.Spec.MTLSSpec.Enabled = &off
 		}, func(m manifests, _ facts) error { return checkConfiguration(m, true) }, "mTLS is not enabled"},
+		{"reminders in the state store", func(t *testing.T, m manifests, _ *facts) {
+			c, _ := typed[configurationapi.Configuration](m, "Configuration", "taskagent")
+			off := false
+			for i := range c.Spec.Features {
+				c.Spec.Features[i].Enabled = &off
+			}
+		}, func(m manifests, _ facts) error { return checkConfiguration(m, true) }, "feature SchedulerReminders is not enabled"},
+		{"no features", func(t *testing.T, m manifests, _ *facts) {
+			c, _ := typed[configurationapi.Configuration](m, "Configuration", "taskagent")
+			c.Spec.Features = nil
+		}, func(m manifests, _ facts) error { return checkConfiguration(m, true) }, "feature SchedulerReminders is not enabled"},
+		{"sidecar pointed at another scheduler", func(t *testing.T, m manifests, _ *facts) {
+			dep(t, m).Spec.Template.Annotations[annScheduler] = "localhost:50006"
+		}, checkSidecar, "DAPR_SCHEDULER_HOST_ADDRESS"},
 		{"traces to a Zipkin that is not there", func(t *testing.T, m manifests, _ *facts) {
 			c, _ := typed[configurationapi.Configuration](m, "Configuration", "taskagent")
 			c.Spec.TracingSpec.Zipkin.EndpointAddresss = "http://jaeger:9411/api/v2/spans"

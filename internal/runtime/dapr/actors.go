@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskagent/taskagent/internal/actor"
@@ -35,9 +36,11 @@ type envelope struct {
 }
 
 // reminderEnvelope wraps a reminder's data: Once marks a reminder that must fire
-// once. Dapr 1.14 drops a one-shot reminder whose callback fails, so one-shot
-// reminders are registered with a period (the retry interval) and deleted by the
-// callback that succeeds.
+// once. Dapr 1.14 drops a one-shot reminder whose callback fails, wherever it
+// keeps reminders (the Scheduler service also drops one that fires while no
+// sidecar hosting its actor type is connected), so one-shot reminders are
+// registered with a period (the retry interval) and deleted by the callback
+// that succeeds.
 type reminderEnvelope struct {
 	Once bool            `json:"once,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
@@ -72,6 +75,9 @@ type host struct {
 
 	mu     sync.Mutex
 	active map[actorKey]*activation
+
+	// dueTimes is dueUnknown until exactDueTimes has read daprd's features.
+	dueTimes atomic.Int32
 
 	// deactivated is told about every deactivation; tests wait on it.
 	deactivated func(actorType, actorID string)

@@ -16,10 +16,13 @@ import (
 	"github.com/taskagent/taskagent/internal/runtime/dapr/daprtest"
 )
 
-// cluster is Redis, placement and one daprd with this test process as its app.
+// cluster is Redis, placement, a scheduler when reminders are kept there, and
+// one daprd with this test process as its app.
 type cluster struct {
-	rt      *dapr.Runtime
-	sidecar *daprtest.Sidecar
+	rt        *dapr.Runtime
+	sidecar   *daprtest.Sidecar
+	redis     *daprtest.Redis
+	scheduler *daprtest.Scheduler // nil with StateStoreReminders
 
 	mu          sync.Mutex
 	lastCall    map[string]time.Time // actor key -> end of its last call
@@ -27,13 +30,20 @@ type cluster struct {
 	changed     chan struct{}
 }
 
-// startCluster serves types from this process behind a real daprd.
-func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config) *cluster {
+// startCluster serves types from this process behind a real daprd that keeps
+// reminders where reminders says.
+func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config, reminders daprtest.Reminders) *cluster {
 	t.Helper()
 	tools := daprtest.FindTools(t)
 	redis := daprtest.StartRedis(t)
 	placement := daprtest.StartPlacement(t, tools)
-	res := daprtest.WriteComponents(t, redis.Addr)
+	res := daprtest.WriteComponents(t, redis.Addr, reminders)
+	var scheduler *daprtest.Scheduler
+	var schedulerAddr string
+	if reminders == daprtest.SchedulerReminders {
+		scheduler = daprtest.StartScheduler(t, tools)
+		schedulerAddr = scheduler.Addr
+	}
 
 	// The app's port must exist before daprd starts; it is served once the
 	// runtime, which needs daprd's ports, exists. daprd's first calls wait in the
@@ -46,6 +56,7 @@ func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config) *cluster {
 		AppID:         dapr.AppID,
 		AppPort:       ln.Addr().(*net.TCPAddr).Port,
 		PlacementAddr: placement.Addr,
+		SchedulerAddr: schedulerAddr,
 		ResourcesDir:  res.Dir,
 		Config:        res.Config,
 	})
@@ -57,7 +68,7 @@ func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{rt: rt, sidecar: sc, lastCall: map[string]time.Time{}, deactivated: map[string]time.Time{}, changed: make(chan struct{})}
+	c := &cluster{rt: rt, sidecar: sc, redis: redis, scheduler: scheduler, lastCall: map[string]time.Time{}, deactivated: map[string]time.Time{}, changed: make(chan struct{})}
 	rt.OnDeactivate(func(typ, id string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -105,16 +116,23 @@ func (c *cluster) deactivate(ctx context.Context, typ, id string) error {
 	}
 }
 
+// TestContract runs the contract suite with reminders in the Scheduler
+// service, as deploy/ configures Dapr, and in the actor state store, Dapr
+// 1.14's default, which the runtime supports as well.
 func TestContract(t *testing.T) {
-	actortest.Run(t, func(t *testing.T, types []actor.Type) actortest.Harness {
-		c := startCluster(t, types, dapr.Config{IdleTimeout: time.Second, ReminderRetry: 300 * time.Millisecond})
-		return actortest.Harness{
-			Invoker: c,
-			Deactivate: func(ctx context.Context, typ, id string) error {
-				ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				return c.deactivate(ctx, typ, id)
-			},
-		}
-	})
+	for _, reminders := range []daprtest.Reminders{daprtest.SchedulerReminders, daprtest.StateStoreReminders} {
+		t.Run(reminders.String(), func(t *testing.T) {
+			actortest.Run(t, func(t *testing.T, types []actor.Type) actortest.Harness {
+				c := startCluster(t, types, dapr.Config{IdleTimeout: time.Second, ReminderRetry: 300 * time.Millisecond}, reminders)
+				return actortest.Harness{
+					Invoker: c,
+					Deactivate: func(ctx context.Context, typ, id string) error {
+						ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+						defer cancel()
+						return c.deactivate(ctx, typ, id)
+					},
+				}
+			})
+		})
+	}
 }

@@ -22,7 +22,9 @@ type Config struct {
 	// IdleTimeout is how long daprd keeps an idle actor active.
 	IdleTimeout time.Duration
 	// ReminderPartitions spreads each actor type's reminders over this many state
-	// records, so that 10,000 task reminders do not live in one.
+	// records, so that 10,000 task reminders do not live in one. It matters only
+	// when daprd keeps reminders in the state store: with the SchedulerReminders
+	// feature, which deploy/ turns on, every reminder is a job of its own.
 	ReminderPartitions int
 	// ReminderRetry is how soon a one-shot reminder whose callback failed fires
 	// again.

@@ -161,6 +161,26 @@ func (s *sidecar) publish(ctx context.Context, pubsub, topic string, cloudEvent 
 	return err
 }
 
+// schedulerRemindersFeature is the Dapr 1.14 preview feature that keeps actor
+// reminders in the Scheduler service, one job each, instead of the state store.
+const schedulerRemindersFeature = "SchedulerReminders"
+
+// features returns the preview features daprd runs with (the enabledFeatures
+// of its metadata).
+func (s *sidecar) features(ctx context.Context) ([]string, error) {
+	b, err := s.expect(ctx, http.MethodGet, "/v1.0/metadata", "", nil, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	var md struct {
+		EnabledFeatures []string `json:"enabledFeatures"`
+	}
+	if err := json.Unmarshal(b, &md); err != nil {
+		return nil, errs.E(errs.Unavailable, "dapr sidecar: metadata: %v", err)
+	}
+	return md.EnabledFeatures, nil
+}
+
 // healthy reports whether the sidecar is up and its components are loaded.
 func (s *sidecar) healthy(ctx context.Context) error {
 	_, err := s.expect(ctx, http.MethodGet, "/v1.0/healthz/outbound", "", nil, http.StatusNoContent, http.StatusOK)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -149,16 +150,55 @@ func (h *host) registerReminder(ctx context.Context, k actorKey, name string, r 
 	if err != nil {
 		return err
 	}
-	return h.sc.setReminder(ctx, k.typ, k.id, name, reminderRequest{DueTime: dueTime(r.Due, time.Now()), Period: period.String(), Data: data})
+	due := dueTime(r.Due, time.Now(), h.exactDueTimes(ctx))
+	return h.sc.setReminder(ctx, k.typ, k.id, name, reminderRequest{DueTime: due, Period: period.String(), Data: data})
 }
 
-// dueTime renders a reminder's due time for daprd. Dapr 1.14 keeps reminder times
-// to the second, truncating: a relative "200ms" could fire up to a second early.
-// An absolute time rounded up to the next second fires at or after due, up to a
-// second late.
-func dueTime(due, now time.Time) string {
+// How precisely daprd keeps reminder due times; see exactDueTimes.
+const (
+	dueUnknown int32 = iota
+	dueSeconds
+	dueExact
+)
+
+// exactDueTimes reports whether daprd keeps reminder due times to the
+// nanosecond, as it does with reminders in the Scheduler service (the
+// SchedulerReminders feature, which deploy/ turns on); with reminders in the
+// state store it keeps them to the second. It reads daprd's features once;
+// while it cannot tell, it answers false, which fires late but never early
+// (see dueTime).
+func (h *host) exactDueTimes(ctx context.Context) bool {
+	switch h.dueTimes.Load() {
+	case dueExact:
+		return true
+	case dueSeconds:
+		return false
+	}
+	features, err := h.sc.features(ctx)
+	if err != nil {
+		h.log.Warn("read daprd's features; reminder due times are rounded up to the second", "err", err)
+		return false
+	}
+	v := dueSeconds
+	if slices.Contains(features, schedulerRemindersFeature) {
+		v = dueExact
+	}
+	h.dueTimes.Store(v)
+	return v == dueExact
+}
+
+// dueTime renders a reminder's due time for daprd as an absolute time, so that
+// it fires at or after due. Both of Dapr 1.14's reminder stores truncate a
+// relative "200ms" to whole seconds and could fire it up to a second early.
+// The Scheduler service keeps an absolute time to the nanosecond (exact); the
+// state store truncates it to the second, so there it is rounded up to the
+// next second and fires up to a second late.
+func dueTime(due, now time.Time, exact bool) string {
 	if !due.After(now) {
 		return "0s"
+	}
+	if exact {
+		return due.UTC().Format(time.RFC3339Nano)
 	}
 	at := due.UTC().Truncate(time.Second)
 	if at.Before(due) {

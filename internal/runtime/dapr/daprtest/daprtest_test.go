@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,16 +19,18 @@ const (
 	appToken = "test-app-api-token"
 )
 
-// TestSidecars runs Redis, placement and two daprd of one app id, each beside
-// a stand-in app that hosts no actors and subscribes to a topic. It checks the
-// state store through the sidecar's HTTP API, that an event published once
-// reaches both replicas, that API tokens work both ways, and that every
-// process listens on loopback only.
+// TestSidecars runs Redis, placement, the scheduler and two daprd of one app
+// id, each beside a stand-in app that hosts no actors and subscribes to a
+// topic. It checks the state store through the sidecar's HTTP API, that an
+// event published once reaches both replicas, that API tokens work both ways,
+// that daprd runs with the SchedulerReminders feature, and that every process
+// listens on loopback only.
 func TestSidecars(t *testing.T) {
 	tools := daprtest.FindTools(t)
 	redis := daprtest.StartRedis(t)
 	placement := daprtest.StartPlacement(t, tools)
-	res := daprtest.WriteComponents(t, redis.Addr)
+	scheduler := daprtest.StartScheduler(t, tools)
+	res := daprtest.WriteComponents(t, redis.Addr, daprtest.SchedulerReminders)
 
 	var sidecars []*daprtest.Sidecar
 	var events []chan []byte
@@ -38,6 +41,7 @@ func TestSidecars(t *testing.T) {
 			AppID:         "taskagent",
 			AppPort:       app,
 			PlacementAddr: placement.Addr,
+			SchedulerAddr: scheduler.Addr,
 			ResourcesDir:  res.Dir,
 			Config:        res.Config,
 			Env:           map[string]string{"DAPR_API_TOKEN": apiToken, "APP_API_TOKEN": appToken},
@@ -55,6 +59,15 @@ func TestSidecars(t *testing.T) {
 		t.Errorf("state k1: got %s, want {\"n\":1}", got)
 	}
 	call(t, sc, "GET", "/v1.0/state/statestore/missing", nil, 204)
+	var md struct {
+		EnabledFeatures []string `json:"enabledFeatures"`
+	}
+	if err := json.Unmarshal(call(t, sc, "GET", "/v1.0/metadata", nil, 200), &md); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(md.EnabledFeatures, "SchedulerReminders") {
+		t.Errorf("daprd's enabled features are %q, want SchedulerReminders among them", md.EnabledFeatures)
+	}
 
 	call(t, sc, "POST", "/v1.0/publish/pubsub/topic", map[string]any{"hello": "world"}, 204)
 	for i, ev := range events {
@@ -90,6 +103,7 @@ func TestSidecars(t *testing.T) {
 
 	checkLoopbackOnly(t, "redis-server", redis.PID())
 	checkLoopbackOnly(t, "placement", placement.PID())
+	checkLoopbackOnly(t, "scheduler", scheduler.PID())
 	for _, sc := range sidecars {
 		checkLoopbackOnly(t, "daprd", sc.PID())
 	}

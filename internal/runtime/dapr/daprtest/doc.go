@@ -1,10 +1,11 @@
 // Package daprtest starts real Dapr processes for tests: Redis, the Dapr
-// placement service and daprd sidecars, each on free 127.0.0.1 ports, each
-// stopped when the test ends. It is the test side of the dapr runtime: the
+// placement service, the Dapr Scheduler service and daprd sidecars, each on
+// free 127.0.0.1 ports, each stopped when the test ends. It is the test side of the dapr runtime: the
 // contract suites and the end-to-end tests of taskagent on Dapr build on it.
 //
-// The programs come from scripts/dapr-tools, which builds daprd and placement
-// (Dapr 1.14.0) into .tools/dapr/v1.14.0/ and installs redis-server. Tests
+// The programs come from scripts/dapr-tools, which builds daprd, placement
+// and scheduler (Dapr 1.14.0) into .tools/dapr/v1.14.0/ and installs
+// redis-server. Tests
 // fail, rather than skip, when they are missing: CI runs scripts/dapr-tools
 // first, so a missing program is a broken setup, not an optional feature.
 //

@@ -35,7 +35,7 @@ func TestNames(t *testing.T) {
 		{"components/pubsub.yaml", []string{
 			`name: ` + dapr.PubSub, `type: pubsub\.redis`, `name: consumerID`, `value: "\{uuid\}"`,
 		}},
-		{"config.yaml", []string{`kind: Configuration`}},
+		{"config.yaml", []string{`kind: Configuration`, `name: SchedulerReminders`, `enabled: true`}},
 		{"dapr.yaml", []string{
 			`appID: ` + dapr.AppID, `appPort: ` + strconv.Itoa(dapr.AppPort),
 			`resourcesPaths: \["\./components"\]`, `configFilePath: \./config\.yaml`,

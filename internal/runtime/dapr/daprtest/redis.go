@@ -3,8 +3,10 @@ package daprtest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,4 +84,61 @@ func redisPing(addr string) error {
 		return fmt.Errorf("redis answered PING with %q", line)
 	}
 	return nil
+}
+
+// Keys returns the keys matching pattern (Redis KEYS: for tests' small data
+// sets only).
+func (r *Redis) Keys(pattern string) ([]string, error) {
+	conn, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(conn, "*2\r\n$4\r\nKEYS\r\n$%d\r\n%s\r\n", len(pattern), pattern); err != nil {
+		return nil, err
+	}
+	rd := bufio.NewReader(conn)
+	line, err := readLine(rd)
+	if err != nil {
+		return nil, err
+	}
+	if len(line) == 0 || line[0] != '*' {
+		return nil, fmt.Errorf("redis answered KEYS with %q", line)
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil {
+		return nil, fmt.Errorf("redis answered KEYS with %q", line)
+	}
+	keys := make([]string, 0, n)
+	for range n {
+		head, err := readLine(rd)
+		if err != nil {
+			return nil, err
+		}
+		if len(head) == 0 || head[0] != '$' {
+			return nil, fmt.Errorf("redis sent %q in a KEYS answer", head)
+		}
+		size, err := strconv.Atoi(head[1:])
+		if err != nil || size < 0 {
+			return nil, fmt.Errorf("redis sent %q in a KEYS answer", head)
+		}
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		keys = append(keys, string(buf[:size]))
+	}
+	return keys, nil
+}
+
+// readLine reads one RESP line without its CRLF.
+func readLine(rd *bufio.Reader) (string, error) {
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(line, "\r\n"), nil
 }

@@ -21,6 +21,10 @@ type SidecarOptions struct {
 	// PlacementAddr is the placement service's host:port; empty runs daprd
 	// without actors (and so without workflows).
 	PlacementAddr string
+	// SchedulerAddr is the Scheduler service's host:port, for a
+	// Configuration that turns on the SchedulerReminders feature (see
+	// WriteComponents); empty runs daprd without a scheduler.
+	SchedulerAddr string
 	// ResourcesDir holds the components (Resources.Dir).
 	ResourcesDir string
 	// Config is the Configuration file (Resources.Config); empty for none.
@@ -91,6 +95,9 @@ func StartSidecar(t testing.TB, tools Tools, opts SidecarOptions) *Sidecar {
 			}
 			if opts.PlacementAddr != "" {
 				args = append(args, "--placement-host-address", opts.PlacementAddr)
+			}
+			if opts.SchedulerAddr != "" {
+				args = append(args, "--scheduler-host-address", opts.SchedulerAddr)
 			}
 			if opts.ResourcesDir != "" {
 				args = append(args, "--resources-path", opts.ResourcesDir)

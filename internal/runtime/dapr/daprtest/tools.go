@@ -14,7 +14,7 @@ import (
 const DaprVersion = "1.14.0"
 
 // ToolsEnv names an environment variable that, when set, is the directory
-// holding daprd and placement (and optionally redis-server) instead of
+// holding daprd, placement and scheduler (and optionally redis-server) instead of
 // <repo>/.tools/dapr/v1.14.0.
 const ToolsEnv = "TASKAGENT_DAPR_TOOLS"
 
@@ -22,10 +22,11 @@ const ToolsEnv = "TASKAGENT_DAPR_TOOLS"
 type Tools struct {
 	Daprd       string
 	Placement   string
+	Scheduler   string
 	RedisServer string
 }
 
-// FindTools locates daprd and placement in $TASKAGENT_DAPR_TOOLS or in
+// FindTools locates daprd, placement and scheduler in $TASKAGENT_DAPR_TOOLS or in
 // <repo>/.tools/dapr/v1.14.0/, and redis-server in that directory or on PATH.
 // When one is missing it fails the test, telling the developer to run
 // scripts/dapr-tools.
@@ -33,7 +34,7 @@ func FindTools(t testing.TB) Tools {
 	t.Helper()
 	tools, err := findTools()
 	if err != nil {
-		hint := "run scripts/dapr-tools (from the repository root) to build daprd and placement and install redis-server"
+		hint := "run scripts/dapr-tools (from the repository root) to build daprd, placement and scheduler and install redis-server"
 		if dir := os.Getenv(ToolsEnv); dir != "" {
 			hint += ", or unset " + ToolsEnv + "=" + dir
 		}
@@ -60,7 +61,7 @@ func findTools() (Tools, error) {
 		}
 		return path
 	}
-	tools := Tools{Daprd: executable("daprd"), Placement: executable("placement")}
+	tools := Tools{Daprd: executable("daprd"), Placement: executable("placement"), Scheduler: executable("scheduler")}
 	if isExecutable(filepath.Join(dir, "redis-server")) == nil {
 		tools.RedisServer = filepath.Join(dir, "redis-server")
 	} else if path, err := exec.LookPath("redis-server"); err == nil {
