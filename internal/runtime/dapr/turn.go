@@ -116,7 +116,13 @@ func (h *host) commit(ctx context.Context, t *turn) error {
 	}
 	if len(ops) > 0 {
 		if err := h.sc.saveState(ctx, k.typ, k.id, ops); err != nil {
-			clear(a.cache) // what is stored is unknown now
+			// What is stored is unknown now: daprd may have applied the save
+			// and lost only its answer (a caller that gave up cancels the
+			// turn). Forget the cache, and read the stored outbox again before
+			// the next turn, so that its events are published rather than
+			// overwritten by the next turn's outbox.
+			clear(a.cache)
+			a.outboxLoaded = false
 			return err
 		}
 		for _, w := range writes {
