@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS event_log (
 func openDB(ctx context.Context, path string) (writer, reader *sql.DB, err error) {
 	dsn := func(extra ...string) string {
 		q := url.Values{}
-		q.Add("_pragma", "journal_mode(WAL)")
+		// 16 KiB pages for a new file, as in the workflow store (see
+		// wfbackend's dsn): the driver applies _journal_mode after the
+		// _pragma list, so page_size comes first.
+		q.Set("_journal_mode", "WAL")
+		q.Add("_pragma", "page_size(16384)")
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "busy_timeout(10000)")
 		for _, p := range extra {

@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -304,5 +306,27 @@ func TestOldEventsAreTrimmed(t *testing.T) {
 	}
 	if evs, err := h2.Events().Read(ctx, "", 0, 10); err != nil || len(evs) != 1 || evs[0].ID != 3 {
 		t.Fatalf("after a restart: %+v, %v; want one event with id 3", evs, err)
+	}
+}
+
+// A new database file gets 16 KiB pages and WAL, on the writer and as the
+// readers see it.
+func TestNewDBFileSettings(t *testing.T) {
+	ctx := context.Background()
+	writer, reader, err := openDB(ctx, filepath.Join(t.TempDir(), DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	defer reader.Close()
+	for name, db := range map[string]*sql.DB{"writer": writer, "reader": reader} {
+		var pageSize int
+		var mode string
+		if err := db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil || pageSize != 16384 {
+			t.Errorf("%s: page_size = %d, %v; want 16384", name, pageSize, err)
+		}
+		if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("%s: journal_mode = %q, %v; want wal", name, mode, err)
+		}
 	}
 }

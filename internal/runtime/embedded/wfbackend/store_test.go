@@ -80,3 +80,17 @@ func TestMigrateSchemaV1(t *testing.T) {
 		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
 	}
 }
+
+// A new file gets the page size dsn asks for, and WAL.
+func TestNewFileSettings(t *testing.T) {
+	be := openTest(t)
+	var pageSize int
+	var mode string
+	ctx := context.Background()
+	if err := be.wconn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil || pageSize != 16384 {
+		t.Errorf("page_size = %d, %v; want 16384", pageSize, err)
+	}
+	if err := be.wconn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
