@@ -179,19 +179,23 @@ func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respo
 		return rc.Flush()
 	}
 	for {
+		// A batch goes out with one flush: under load a flush per event was a
+		// system call per event.
+		var buf []byte
 		for _, e := range batch {
 			cursor = e.ID
 			if topic != "" && e.Topic != topic {
 				continue
 			}
-			msg, err := sseMessage(e)
-			if err != nil {
+			var err error
+			if buf, err = appendSSE(buf, e); err != nil {
 				// Skipping is the lesser harm: ending the stream would make the client
 				// resume at this same event, forever.
 				s.log.ErrorContext(ctx, "event stream: encode event", "id", e.ID, "err", err)
-				continue
 			}
-			if err := send(msg); err != nil {
+		}
+		if len(buf) > 0 {
+			if err := send(buf); err != nil {
 				return err
 			}
 		}
@@ -227,26 +231,24 @@ func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respo
 	}
 }
 
-// sseMessage encodes e as one Server-Sent Event. json.Marshal never emits a line
-// break, so the data fits on its one line; the type comes from code, but a line break
-// in it would forge fields, so any is dropped.
-func sseMessage(e event.Event) ([]byte, error) {
+// appendSSE appends e to dst as one Server-Sent Event. json.Marshal never emits
+// a line break, so the data fits on its one line; the type comes from code, but
+// a line break in it would forge fields, so any is dropped. On error dst is
+// returned as it was.
+func appendSSE(dst []byte, e event.Event) ([]byte, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	typ := lineBreaks.Replace(e.Type)
-	b := make([]byte, 0, len(data)+len(typ)+40)
-	b = append(b, "id: "...)
-	b = strconv.AppendInt(b, e.ID, 10)
-	if typ != "" {
-		b = append(b, "\nevent: "...)
-		b = append(b, typ...)
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, e.ID, 10)
+	if typ := lineBreaks.Replace(e.Type); typ != "" {
+		dst = append(dst, "\nevent: "...)
+		dst = append(dst, typ...)
 	}
-	b = append(b, "\ndata: "...)
-	b = append(b, data...)
-	b = append(b, "\n\n"...)
-	return b, nil
+	dst = append(dst, "\ndata: "...)
+	dst = append(dst, data...)
+	return append(dst, "\n\n"...), nil
 }
 
 // lineBreaks removes the characters that would end an SSE field early.
