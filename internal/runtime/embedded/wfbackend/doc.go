@@ -39,7 +39,10 @@
 // # Delivery guarantees
 //
 // Work items are delivered at least once: a crash between running an activity
-// and committing its result runs the activity again after restart. An
+// and committing the turn that consumes its result runs the activity again
+// after restart. (The result of an activity whose instance is running is held
+// in memory until that turn, which deletes the activity's row; it is not
+// committed on its own.) An
 // orchestration turn is atomic: its history, outbox (activities, timers,
 // messages to other instances) and the removal of the inbox events it consumed
 // commit in one transaction or not at all.
