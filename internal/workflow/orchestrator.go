@@ -38,7 +38,7 @@ const (
 // are skipped while the orchestrator replays its history.
 func Orchestrator(log *slog.Logger) task.Orchestrator {
 	return func(ctx *task.OrchestrationContext) (any, error) {
-		r := &run{ctx: ctx, log: log.With("workflow_id", string(ctx.ID))}
+		r := &run{ctx: ctx, log: log}
 		return r.process(), nil
 	}
 }
@@ -249,14 +249,18 @@ func (r *run) result(taskID, status, msg string) Result {
 	return Result{TaskID: taskID, Status: status, Message: msg, Steps: steps}
 }
 
+// info and warn log with the workflow's id, except while the orchestrator
+// replays: a replay retraces steps already logged. The id is added per line
+// rather than with log.With once per run, because most runs are replays that
+// log nothing.
 func (r *run) info(msg string, args ...any) {
 	if !r.ctx.IsReplaying {
-		r.log.Info(msg, args...)
+		r.log.Info(msg, append([]any{"workflow_id", string(r.ctx.ID)}, args...)...)
 	}
 }
 
 func (r *run) warn(msg string, args ...any) {
 	if !r.ctx.IsReplaying {
-		r.log.Warn(msg, args...)
+		r.log.Warn(msg, append([]any{"workflow_id", string(r.ctx.ID)}, args...)...)
 	}
 }
