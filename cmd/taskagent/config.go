@@ -79,7 +79,7 @@ func (c *Config) settings() []setting {
 		{"notify-breaker-timeout", "TASKAGENT_NOTIFY_BREAKER_TIMEOUT", "how long the open breaker fails fast before a trial", durationValue{&c.BreakerOpenTimeout}},
 		{"dapr-http-port", "DAPR_HTTP_PORT", "the Dapr sidecar's HTTP port (runtime dapr)", intValue{&c.DaprHTTPPort}},
 		{"dapr-grpc-port", "DAPR_GRPC_PORT", "the Dapr sidecar's gRPC port (runtime dapr)", intValue{&c.DaprGRPCPort}},
-		{"dapr-reminder-partitions", "TASKAGENT_DAPR_REMINDER_PARTITIONS", "state records each actor type's reminders are spread over (runtime dapr)", intValue{&c.DaprReminderPartitions}},
+		{"dapr-reminder-partitions", "TASKAGENT_DAPR_REMINDER_PARTITIONS", "state records each actor type's reminders are spread over when the SchedulerReminders feature is off (runtime dapr)", intValue{&c.DaprReminderPartitions}},
 		{"dapr-reminder-retry", "TASKAGENT_DAPR_REMINDER_RETRY", "how soon a failed one-shot reminder fires again (runtime dapr)", durationValue{&c.DaprReminderRetry}},
 		{"event-retention", "TASKAGENT_EVENT_RETENTION", "how long the event log keeps events (embedded runtime)", durationValue{&c.EventRetention}},
 		{"pprof-addr", "TASKAGENT_PPROF_ADDR", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty", stringValue{&c.PprofAddr}},
