@@ -72,22 +72,51 @@ func TestTimerSurvivesRestart(t *testing.T) {
 	}
 }
 
+// openWithActivity opens a Backend on path (closed by the caller, not at the
+// end of the test: the tests using it reopen the file) and starts instance
+// "act" of CallsActivity up to its scheduled activity, which it hands out.
+func openWithActivity(t *testing.T, path string, ex backend.Executor) (*Backend, *backend.ActivityWorkItem) {
+	t.Helper()
+	be, err := Open(path, testLogger(), WithWorkItemWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, be, "CallsActivity", "act")
+	runTurn(t, be, ex, mustGetOrch(t, be, "act"))
+	awi, err := be.GetActivityWorkItem(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be, awi
+}
+
+// finishActivity runs the activity awi hands out, completes it, runs the turn
+// that consumes its result and checks that "act" completed.
+func finishActivity(t *testing.T, be *Backend, ex backend.Executor, awi *backend.ActivityWorkItem) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.CompleteActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	runTurn(t, be, ex, mustGetOrch(t, be, "act"))
+	md, err := be.GetOrchestrationMetadata(ctx, "act")
+	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
+	}
+}
+
 func TestLockedWorkIsFreeAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wf.db")
 	ctx := context.Background()
 	ex := task.NewTaskExecutor(contractRegistry(t))
 
-	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One locked activity, one locked orchestration work item, then the
 	// process "dies": nothing is completed or abandoned.
-	mustCreate(t, be1, "CallsActivity", "act")
-	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
-	if _, err := be1.GetActivityWorkItem(ctx); err != nil {
-		t.Fatal(err)
-	}
+	be1, _ := openWithActivity(t, path, ex)
 	mustCreate(t, be1, defaultName, "orch")
 	lost := mustGetOrch(t, be1, "orch")
 	if err := be1.Close(); err != nil {
@@ -132,16 +161,8 @@ func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
 	ctx := context.Background()
 	ex := task.NewTaskExecutor(contractRegistry(t))
 
-	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, be1, "CallsActivity", "act")
-	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
-	awi, err := be1.GetActivityWorkItem(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	be1, awi := openWithActivity(t, path, ex)
+	var err error
 	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
 		t.Fatal(err)
 	}
@@ -168,17 +189,7 @@ func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
 	if err != nil || again.InstanceID != "act" || again.NewEvent.GetEventId() != awi.NewEvent.GetEventId() {
 		t.Fatalf("activity after reopen = %v, %v; want the same activity again", again, err)
 	}
-	if again.Result, err = ex.ExecuteActivity(ctx, again.InstanceID, again.NewEvent); err != nil {
-		t.Fatal(err)
-	}
-	if err := be2.CompleteActivityWorkItem(ctx, again); err != nil {
-		t.Fatal(err)
-	}
-	runTurn(t, be2, ex, mustGetOrch(t, be2, "act"))
-	md, err := be2.GetOrchestrationMetadata(ctx, "act")
-	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
-		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
-	}
+	finishActivity(t, be2, ex, again)
 	// The turn deleted the activity's row: nothing is left to run.
 	if _, err := be2.GetActivityWorkItem(ctx); !errors.Is(err, backend.ErrNoWorkItems) {
 		t.Errorf("activity work after completion = %v, want ErrNoWorkItems", err)

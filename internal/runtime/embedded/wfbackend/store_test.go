@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/microsoft/durabletask-go/api"
 	"github.com/microsoft/durabletask-go/task"
 )
 
@@ -17,16 +16,7 @@ func TestMigrateSchemaV1(t *testing.T) {
 	ctx := context.Background()
 	ex := task.NewTaskExecutor(contractRegistry(t))
 
-	be1, err := Open(path, testLogger(), WithWorkItemWait(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, be1, "CallsActivity", "act")
-	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
-	awi, err := be1.GetActivityWorkItem(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	be1, awi := openWithActivity(t, path, ex)
 	if err := be1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +58,7 @@ func TestMigrateSchemaV1(t *testing.T) {
 		again.NewEvent.GetTaskScheduled().GetName() != awi.NewEvent.GetTaskScheduled().GetName() {
 		t.Fatalf("activity after migration = %v, %v; want %v", again, err, awi.NewEvent)
 	}
-	if again.Result, err = ex.ExecuteActivity(ctx, again.InstanceID, again.NewEvent); err != nil {
-		t.Fatal(err)
-	}
-	if err := be2.CompleteActivityWorkItem(ctx, again); err != nil {
-		t.Fatal(err)
-	}
-	runTurn(t, be2, ex, mustGetOrch(t, be2, "act"))
-	md, err := be2.GetOrchestrationMetadata(ctx, "act")
-	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
-		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
-	}
+	finishActivity(t, be2, ex, again)
 }
 
 // A new file gets the page size dsn asks for, and WAL.
