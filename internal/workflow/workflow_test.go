@@ -348,6 +348,14 @@ func TestTerminate(t *testing.T) {
 	if diff := cmp.Diff(want, timeline); diff != "" {
 		t.Fatalf("running timeline (-want +got):\n%s", diff)
 	}
+	// A running workflow was last updated by its latest step.
+	running, err := s.svc.Get(t.Context(), started.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notified := running.Timeline[4].Finished; running.UpdatedAt.Before(notified) {
+		t.Errorf("updated_at %v is before the failed notify step's end %v", running.UpdatedAt, notified)
+	}
 	if err := s.svc.Terminate(t.Context(), started.ID, "operator"); err != nil {
 		t.Fatal(err)
 	}
