@@ -13,6 +13,7 @@ import (
 
 	"github.com/taskagent/taskagent/internal/errs"
 	"github.com/taskagent/taskagent/internal/runtime/dtlog"
+	"github.com/taskagent/taskagent/internal/runtime/dtworker"
 	"github.com/taskagent/taskagent/internal/runtime/embedded/wfbackend"
 )
 
@@ -26,7 +27,7 @@ const WorkflowDBFile = "workflows.db"
 // package wfbackend. It implements workflow.Engine.
 type WorkflowEngine struct {
 	be     *wfbackend.Backend
-	worker backend.TaskHubWorker
+	worker *dtworker.Worker
 	client backend.TaskHubClient
 }
 
@@ -38,14 +39,8 @@ func StartWorkflows(ctx context.Context, dir string, reg *task.TaskRegistry, par
 	if err != nil {
 		return nil, err
 	}
-	wlog := dtlog.New(log)
-	ex := task.NewTaskExecutor(reg)
-	n := int32(max(parallelism, 1))
-	w := backend.NewTaskHubWorker(be,
-		backend.NewOrchestrationWorker(be, ex, wlog, backend.WithMaxParallelism(n)),
-		backend.NewActivityTaskWorker(be, ex, wlog, backend.WithMaxParallelism(n)),
-		wlog)
-	if err := w.Start(ctx); err != nil {
+	w, err := dtworker.Start(ctx, be, task.NewTaskExecutor(reg), dtlog.New(log), int32(max(parallelism, 1)))
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start workflow workers: %w", err), be.Close())
 	}
 	return &WorkflowEngine{be: be, worker: w, client: backend.NewTaskHubClient(be)}, nil

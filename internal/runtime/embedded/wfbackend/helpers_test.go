@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/taskagent/taskagent/internal/runtime/dtlog"
+	"github.com/taskagent/taskagent/internal/runtime/dtworker"
 )
 
 // testLogger discards logs unless WFBACKEND_TEST_LOG is set, so that test
@@ -72,12 +73,8 @@ func startWorker(t *testing.T, be backend.Backend, r *task.TaskRegistry) (backen
 // runWorker wires durabletask-go's executor and workers to be the way the
 // embedded runtime does: both workers with parallelism n.
 func runWorker(be backend.Backend, r *task.TaskRegistry, n int32) (backend.TaskHubClient, func(), error) {
-	logger := dtlog.New(testLogger())
-	executor := task.NewTaskExecutor(r)
-	ow := backend.NewOrchestrationWorker(be, executor, logger, backend.WithMaxParallelism(n))
-	aw := backend.NewActivityTaskWorker(be, executor, logger, backend.WithMaxParallelism(n))
-	w := backend.NewTaskHubWorker(be, ow, aw, logger)
-	if err := w.Start(context.Background()); err != nil {
+	w, err := dtworker.Start(context.Background(), be, task.NewTaskExecutor(r), dtlog.New(testLogger()), n)
+	if err != nil {
 		return nil, nil, err
 	}
 	stopped := false
