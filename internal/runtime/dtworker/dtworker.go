@@ -78,12 +78,15 @@ const (
 type gate struct {
 	backend.Backend
 
-	mu       sync.Mutex
-	parking  bool
-	parked   [2]int
-	inflight map[int]context.CancelFunc // fetches in the backend, by a sequence number
-	seq      int
-	changed  chan struct{} // closed when parked changes; nil until someone waits
+	mu      sync.Mutex
+	parking bool
+	parked  [2]int
+	// fetchCtx is what each kind's fetches pass to the backend: the poller's
+	// context (the same at every fetch), made cancellable by park. Made once
+	// per kind, so a fetch allocates nothing.
+	fetchCtx  [2]context.Context
+	interrupt [2]context.CancelFunc
+	changed   chan struct{} // closed when parked changes; nil until someone waits
 }
 
 func (g *gate) GetOrchestrationWorkItem(ctx context.Context) (*backend.OrchestrationWorkItem, error) {
@@ -101,21 +104,18 @@ func fetch[T any](g *gate, ctx context.Context, kind int, get func(context.Conte
 	if g.parking {
 		return zero, g.parkLocked(ctx, kind)
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if g.inflight == nil {
-		g.inflight = make(map[int]context.CancelFunc)
+	if g.fetchCtx[kind] == nil {
+		g.fetchCtx[kind], g.interrupt[kind] = context.WithCancel(ctx)
 	}
-	g.seq++
-	id := g.seq
-	g.inflight[id] = cancel
+	fctx := g.fetchCtx[kind]
 	g.mu.Unlock()
 
 	wi, err := get(fctx)
-
+	if err == nil {
+		return wi, nil
+	}
 	g.mu.Lock()
-	delete(g.inflight, id)
-	if err != nil && g.parking && ctx.Err() == nil {
+	if g.parking && ctx.Err() == nil {
 		// No work, and parking began meanwhile (perhaps interrupting this
 		// fetch): park rather than let the poller come round again.
 		return zero, g.parkLocked(ctx, kind)
@@ -142,8 +142,10 @@ func (g *gate) parkLocked(ctx context.Context, kind int) error {
 func (g *gate) park(ctx context.Context) error {
 	g.mu.Lock()
 	g.parking = true
-	for _, cancel := range g.inflight {
-		cancel()
+	for _, interrupt := range g.interrupt {
+		if interrupt != nil {
+			interrupt()
+		}
 	}
 	g.mu.Unlock()
 	for {
