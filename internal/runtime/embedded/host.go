@@ -345,15 +345,7 @@ func (h *Host) committed(changes []*change) {
 // trimEvents deletes events older than the retention, a little at a time so that
 // the writer is never held for long.
 func (h *Host) trimEvents(ctx context.Context) {
-	every := min(h.opts.EventRetention/10, time.Minute)
-	tick := time.NewTicker(max(every, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, h.opts.EventRetention/10, func() {
 		cutoff := h.opts.Now().Add(-h.opts.EventRetention).UnixNano()
 		for ctx.Err() == nil {
 			n, err := h.trimBatch(ctx, cutoff, 1000)
@@ -367,6 +359,20 @@ func (h *Host) trimEvents(ctx context.Context) {
 				break
 			}
 		}
+	})
+}
+
+// every runs fn each period (at most a minute, at least 10 ms) until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	tick := time.NewTicker(max(min(period, time.Minute), 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fn()
 	}
 }
 
@@ -399,15 +405,7 @@ func (h *Host) trimBatch(ctx context.Context, cutoff int64, limit int) (int64, e
 
 // reapIdle deactivates actors idle for longer than the idle timeout.
 func (h *Host) reapIdle(ctx context.Context) {
-	every := min(h.opts.IdleTimeout/2, time.Minute)
-	tick := time.NewTicker(max(every, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, h.opts.IdleTimeout/2, func() {
 		cutoff := h.opts.Now().Add(-h.opts.IdleTimeout)
 		h.mu.Lock()
 		for k, a := range h.active {
@@ -416,5 +414,5 @@ func (h *Host) reapIdle(ctx context.Context) {
 			}
 		}
 		h.mu.Unlock()
-	}
+	})
 }

@@ -132,21 +132,7 @@ func TestManyConcurrentWorkflows(t *testing.T) {
 				return errors.Join(registerChain(r),
 					// Ten activities at once: their results reach the
 					// instance while it is locked, and must wait.
-					r.AddOrchestratorN("FanIn", func(ctx *task.OrchestrationContext) (any, error) {
-						var tasks []task.Task
-						for i := range 10 {
-							tasks = append(tasks, ctx.CallActivity("Inc", task.WithActivityInput(i)))
-						}
-						sum := 0
-						for _, tk := range tasks {
-							var v int
-							if err := tk.Await(&v); err != nil {
-								return nil, err
-							}
-							sum += v
-						}
-						return sum, nil
-					}))
+					r.AddOrchestratorN("FanIn", fanOut("Inc")))
 			}))
 			ctx := testCtx(t, 30*time.Second)
 
@@ -212,27 +198,32 @@ func TestSubOrchestration(t *testing.T) {
 	}
 }
 
+// fanOut calls activity on 0 to 9 at once and returns the sum of the results.
+func fanOut(activity string) task.Orchestrator {
+	return func(ctx *task.OrchestrationContext) (any, error) {
+		var tasks []task.Task
+		for i := range 10 {
+			tasks = append(tasks, ctx.CallActivity(activity, task.WithActivityInput(i)))
+		}
+		sum := 0
+		for _, tk := range tasks {
+			var v int
+			if err := tk.Await(&v); err != nil {
+				return nil, err
+			}
+			sum += v
+		}
+		return sum, nil
+	}
+}
+
 func TestActivityFanOut(t *testing.T) {
 	var running, maxRunning atomic.Int32
 	release := make(chan struct{})
 	be := openTest(t)
 	client, _ := startWorker(t, be, newRegistry(t, func(r *task.TaskRegistry) error {
 		return errors.Join(
-			r.AddOrchestratorN("FanOut", func(ctx *task.OrchestrationContext) (any, error) {
-				var tasks []task.Task
-				for i := range 10 {
-					tasks = append(tasks, ctx.CallActivity("Square", task.WithActivityInput(i)))
-				}
-				sum := 0
-				for _, tk := range tasks {
-					var v int
-					if err := tk.Await(&v); err != nil {
-						return nil, err
-					}
-					sum += v
-				}
-				return sum, nil
-			}),
+			r.AddOrchestratorN("FanOut", fanOut("Square")),
 			r.AddActivityN("Square", func(ctx task.ActivityContext) (any, error) {
 				var n int
 				if err := ctx.GetInput(&n); err != nil {
