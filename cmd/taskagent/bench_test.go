@@ -68,6 +68,12 @@ func TestBench(t *testing.T) {
 		t.Errorf("missing figures: %.1f workflows/s, %d chat samples, %d lateness samples",
 			rep.WorkflowsPerSecond, rep.ActorCallLatency.Count, rep.ReminderLateness.Count)
 	}
+	// The completed workflows are a subset of the finished ones, measured over a
+	// span that ends no later.
+	if want := rep.WorkflowsPerSecond * float64(tasks-failing) / tasks; rep.CompletedPerSecond < want {
+		t.Errorf("completed_per_second = %.1f, want at least %.1f (%.1f workflows/s, %d of %d completed)",
+			rep.CompletedPerSecond, want, rep.WorkflowsPerSecond, tasks-failing, tasks)
+	}
 	if rep.RSSBytes == nil || *rep.RSSBytes <= 0 {
 		t.Errorf("rss_bytes = %v, want the server's RSS", rep.RSSBytes)
 	}

@@ -61,26 +61,7 @@ type system struct {
 // and closes the runtime after them.
 func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-
-	notifier, err := notify.New(cfg.notifyConfig(), log.With("component", "notify"))
-	if err != nil {
-		return err
-	}
-	// The registry is filled once the invoker exists: activities reach actors
-	// through it.
-	reg := task.NewTaskRegistry()
-	register := func(inv actor.Invoker) error {
-		wlog := log.With("component", "workflow")
-		return workflow.Register(reg, workflow.Activities{Tasks: actors.Tasks{Invoker: inv}, Notifier: notifier, Log: wlog}, wlog)
-	}
-
-	var sys *system
-	switch cfg.Runtime {
-	case "dapr":
-		sys, err = startDapr(ctx, cfg, log, reg, register)
-	default:
-		sys, err = startEmbedded(ctx, cfg, log, reg, register)
-	}
+	sys, notifier, err := startSystem(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -152,6 +133,33 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startSystem starts the configured runtime with the workflow and its activities
+// registered, and returns it with the notifier the activities use.
+func startSystem(ctx context.Context, cfg Config, log *slog.Logger) (*system, *notify.Service, error) {
+	notifier, err := notify.New(cfg.notifyConfig(), log.With("component", "notify"))
+	if err != nil {
+		return nil, nil, err
+	}
+	// The registry is filled once the invoker exists: activities reach actors
+	// through it.
+	reg := task.NewTaskRegistry()
+	register := func(inv actor.Invoker) error {
+		wlog := log.With("component", "workflow")
+		return workflow.Register(reg, workflow.Activities{Tasks: actors.Tasks{Invoker: inv}, Notifier: notifier, Log: wlog}, wlog)
+	}
+	var sys *system
+	switch cfg.Runtime {
+	case "dapr":
+		sys, err = startDapr(ctx, cfg, log, reg, register)
+	default:
+		sys, err = startEmbedded(ctx, cfg, log, reg, register)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return sys, notifier, nil
 }
 
 // servePprof serves Go's profiler on its own listener, apart from the API, so that

@@ -96,6 +96,7 @@ type runner struct {
 	submitted       int
 	accepted        int
 	finished        int
+	completed       int // finished by task.notified: the five-activity workflows
 	overdueTasks    int
 	remindersFired  int
 	compensations   int
@@ -113,6 +114,7 @@ type runner struct {
 	status5xx       int
 	firstSend       time.Time
 	lastFinish      time.Time
+	lastCompleted   time.Time
 	lastProgress    time.Time
 	lastDeadline    time.Time // wall clock: the latest deadline known or expected
 }
@@ -565,6 +567,10 @@ func (r *runner) event(e wireEvent, seen time.Time) {
 			t.finish, t.finishedAt = e.Type, seen
 			r.finished++
 			r.lastFinish = seen
+			if e.Type == evNotified {
+				r.completed++
+				r.lastCompleted = seen
+			}
 			if t.accepted {
 				r.wfLat = append(r.wfLat, max(seen.Sub(t.acceptedAt), 0))
 			}

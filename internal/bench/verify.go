@@ -279,6 +279,9 @@ func (r *runner) fill(rep *Report, verifyAt time.Time, tv, wv *verification) {
 	if rep.Finished > 0 && r.lastFinish.After(r.firstSend) {
 		rep.WorkflowsPerSecond = float64(r.finished) / r.lastFinish.Sub(r.firstSend).Seconds()
 	}
+	if r.completed > 0 && r.lastCompleted.After(r.firstSend) {
+		rep.CompletedPerSecond = float64(r.completed) / r.lastCompleted.Sub(r.firstSend).Seconds()
+	}
 	rep.WorkflowLatency = Summarize(slices.Clone(r.wfLat))
 	rep.SubmitLatency = Summarize(slices.Clone(r.submitLat))
 	rep.ActorCallLatency = Summarize(slices.Clone(r.chatLat))
