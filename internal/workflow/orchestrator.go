@@ -37,9 +37,14 @@ const (
 // Orchestrator returns TaskProcessingWorkflow. log receives progress lines, which
 // are skipped while the orchestrator replays its history.
 func Orchestrator(log *slog.Logger) task.Orchestrator {
+	inputs := newInputCache(inputCacheSize)
 	return func(ctx *task.OrchestrationContext) (any, error) {
-		r := &run{ctx: ctx, log: log}
-		return r.process(), nil
+		r := &run{ctx: ctx, log: log, inputs: inputs}
+		// The orchestrator returns only once the workflow has finished: while
+		// it waits, the engine unwinds it at the step it waits on.
+		res := r.process()
+		inputs.forget(keyOf(string(ctx.ID), r.started))
+		return res, nil
 	}
 }
 
@@ -47,8 +52,25 @@ func Orchestrator(log *slog.Logger) task.Orchestrator {
 type run struct {
 	ctx           *task.OrchestrationContext
 	log           *slog.Logger
+	inputs        *inputCache
+	started       time.Time
 	steps         []Step
 	compensations []compensation
+}
+
+// input returns the workflow's input, decoded at the first turn this process
+// ran and kept for the replays at the turns after it.
+func (r *run) input() (Input, error) {
+	k := keyOf(string(r.ctx.ID), r.started)
+	if in, ok := r.inputs.get(k); ok {
+		return in, nil
+	}
+	var in Input
+	if err := r.ctx.GetInput(&in); err != nil {
+		return in, err
+	}
+	r.inputs.put(k, in)
+	return in, nil
 }
 
 // compensation undoes one step; registered before the step runs, because a step can
@@ -64,9 +86,10 @@ type terminalError struct{ e *errs.Error }
 func (t *terminalError) Error() string { return t.e.Error() }
 
 func (r *run) process() Result {
-	started := r.ctx.CurrentTimeUtc
-	var in Input
-	if err := r.ctx.GetInput(&in); err != nil {
+	r.started = r.ctx.CurrentTimeUtc
+	started := r.started
+	in, err := r.input()
+	if err != nil {
 		return r.result(in.TaskID, StatusRejected, "unreadable input: "+err.Error())
 	}
 	if in.DeadlineSeconds == 0 {
@@ -212,7 +235,16 @@ func (r *run) call(step, activity, kind string, in, out any, p RetryPolicy) erro
 		}
 		start := r.ctx.CurrentTimeUtc
 		var o outcome
-		err := r.ctx.CallActivity(activity, task.WithActivityInput(in)).Await(&o)
+		var t task.Task
+		if r.ctx.IsReplaying {
+			// This call is already in the history: the engine matches it to
+			// its TaskScheduled event by sequence number and never reads its
+			// input, so replays skip encoding it.
+			t = r.ctx.CallActivity(activity)
+		} else {
+			t = r.ctx.CallActivity(activity, task.WithActivityInput(in))
+		}
+		err := t.Await(&o)
 		s := Step{Name: step, Kind: kind, Attempt: attempt, Started: start, Finished: r.ctx.CurrentTimeUtc}
 		switch {
 		case err != nil:

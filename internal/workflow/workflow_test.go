@@ -366,6 +366,21 @@ func TestTerminate(t *testing.T) {
 	if err := s.svc.Terminate(t.Context(), started.ID, ""); errs.KindOf(err) != errs.Conflict {
 		t.Fatalf("terminate a finished workflow: %v, want a conflict", err)
 	}
+
+	// The same instance id, purged and started again, runs with its new input,
+	// not with the terminated execution's (which the orchestrator had cached).
+	if err := s.svc.Purge(t.Context(), started.ID); err != nil {
+		t.Fatal(err)
+	}
+	in.Assignee = seed.Assignee
+	again, err := s.svc.Start(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = s.finish(t, again.ID)
+	if st.Output.Status != workflow.StatusCompleted || !strings.Contains(st.Output.Message, "assigned to "+seed.Assignee) {
+		t.Fatalf("restarted workflow: %+v, want completed for %s", st.Output, seed.Assignee)
+	}
 }
 
 // TestReplayGivesTheSameResult replays a finished workflow's whole history through
