@@ -27,6 +27,7 @@ type Config struct {
 	LogFormat       string
 
 	WorkflowParallelism int
+	MaxWaitingWorkflows int
 
 	Notifier            string
 	NotifyURL           string
@@ -68,6 +69,7 @@ func (c *Config) settings() []setting {
 		{"log-level", "TASKAGENT_LOG_LEVEL", "debug, info, warn or error", levelValue{&c.LogLevel}},
 		{"log-format", "TASKAGENT_LOG_FORMAT", "text or json", stringValue{&c.LogFormat}},
 		{"workflow-parallelism", "TASKAGENT_WORKFLOW_PARALLELISM", "workflow steps run at once", intValue{&c.WorkflowParallelism}},
+		{"max-waiting-workflows", "TASKAGENT_MAX_WAITING_WORKFLOWS", "POST /tasks/process answers 429 while this many workflows wait to start (embedded runtime; 0: no limit)", intValue{&c.MaxWaitingWorkflows}},
 		{"notifier", "TASKAGENT_NOTIFIER", "how assignees are notified: log or webhook", stringValue{&c.Notifier}},
 		{"notify-url", "TASKAGENT_NOTIFY_URL", "the webhook notifier's URL", stringValue{&c.NotifyURL}},
 		{"notify-timeout", "TASKAGENT_NOTIFY_TIMEOUT", "timeout of one notification attempt", durationValue{&c.NotifyTimeout}},
@@ -102,6 +104,7 @@ func defaultConfig() Config {
 		LogFormat:       "text",
 
 		WorkflowParallelism: 256,
+		MaxWaitingWorkflows: 20_000,
 		Notifier:            "log",
 		NotifyTimeout:       5 * time.Second,
 		NotifyAttempts:      3,
@@ -185,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		problems = append(problems, fmt.Errorf("log-format %q is not text or json", c.LogFormat))
+	}
+	if c.MaxWaitingWorkflows < 0 {
+		problems = append(problems, fmt.Errorf("max-waiting-workflows %d is negative; 0 means no limit", c.MaxWaitingWorkflows))
 	}
 	if c.WorkflowParallelism < 1 || c.WorkflowParallelism > 10_000 {
 		problems = append(problems, fmt.Errorf("workflow-parallelism %d is not between 1 and 10000", c.WorkflowParallelism))

@@ -75,7 +75,7 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 		Tasks:        actors.Tasks{Invoker: sys.invoker},
 		Chats:        actors.Chats{Invoker: sys.invoker},
 		Events:       sys.events,
-		Workflows:    workflow.Service{Engine: sys.engine, Notify: cfg.notifyPolicy()},
+		Workflows:    workflow.Service{Engine: sys.engine, Notify: cfg.notifyPolicy(), MaxWaiting: cfg.MaxWaitingWorkflows},
 		Notifier:     notifier,
 		Stats:        sys.stats,
 		Ready:        sys.ready,

@@ -27,6 +27,7 @@ type fakeServer struct {
 
 	noStream     bool // answer GET /events with pages only
 	dupReminders bool // fire every reminder twice
+	throttle     int  // answer this many POST /tasks/process with 429 first
 	notifierFail []string
 }
 
@@ -86,6 +87,16 @@ func (f *fakeServer) routes() http.Handler {
 		var req processRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		throttled := f.throttle > 0
+		f.throttle--
+		f.mu.Unlock()
+		if throttled {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"error":{"code":"too_busy","message":"3 workflows are waiting to start"}}`))
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -242,6 +253,28 @@ func TestRunFake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunRetriesThrottled: a 429 is back-pressure, not a failure; the bench waits
+// as Retry-After says and sends the same request again.
+func TestRunRetriesThrottled(t *testing.T) {
+	cfg := fakeConfig("")
+	f, srv := newFakeServer(t, FailAssignees(cfg.Users, cfg.FailShare))
+	f.throttle = 5
+	cfg.URL = srv.URL
+	rep, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Check(); err != nil {
+		t.Fatalf("check: %v\n%s", err, rep.Text())
+	}
+	if rep.Throttled != 5 || rep.Accepted != cfg.Tasks || len(rep.Failures) != 0 {
+		t.Fatalf("throttled %d, accepted %d, failures %v; want 5, %d, none", rep.Throttled, rep.Accepted, rep.Failures, cfg.Tasks)
+	}
+	if !strings.Contains(rep.Text(), "throttled       5 answers 429") {
+		t.Errorf("the text report does not show the throttling:\n%s", rep.Text())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -38,14 +39,17 @@ type call struct {
 	body   []byte
 	dur    time.Duration // from sending the request to reading the whole answer
 	err    error         // no answer: transport error, timeout, cancellation
+	// retryAfter is a 429's Retry-After, at least a second.
+	retryAfter time.Duration
 }
 
 // do sends one request with a JSON body (when body is not nil) and reads the whole
 // answer, so the connection goes back to the pool. route names the request in the
 // failure counts ("POST /tasks/process"). Answers 400 and above, and requests
-// that got no answer, are counted as failures, except a 404 when missingOK (an
-// optional endpoint) and anything after ctx was cancelled by the caller.
-func (r *runner) do(ctx context.Context, method, path, route string, body any, missingOK bool) call {
+// that got no answer, are counted as failures, except the status the caller
+// handles itself (handled: a 404 from an optional endpoint, a 429 it retries;
+// 0 for none) and anything after ctx was cancelled by the caller.
+func (r *runner) do(ctx context.Context, method, path, route string, body any, handled int) call {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
@@ -74,12 +78,18 @@ func (r *runner) do(ctx context.Context, method, path, route string, body any, m
 	b, err := io.ReadAll(res.Body)
 	res.Body.Close()
 	c := call{status: res.StatusCode, body: b, dur: time.Since(start)}
+	if res.StatusCode == http.StatusTooManyRequests {
+		c.retryAfter = time.Second
+		if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 1 {
+			c.retryAfter = time.Duration(min(s, 60)) * time.Second
+		}
+	}
 	if err != nil {
 		c.err = err
 		r.failed(parent, route, "error", err)
 		return c
 	}
-	if res.StatusCode >= 400 && !(missingOK && res.StatusCode == http.StatusNotFound) {
+	if res.StatusCode >= 400 && res.StatusCode != handled {
 		r.failed(parent, route, fmt.Sprint(res.StatusCode), errors.New(trim(string(b), 200)))
 	}
 	return c

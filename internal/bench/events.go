@@ -38,7 +38,7 @@ const pageLimit = 1000
 
 // page reads the events after cursor, at most limit of them, every topic.
 func (r *runner) page(ctx context.Context, after int64, limit int) ([]wireEvent, error) {
-	c := r.do(ctx, http.MethodGet, fmt.Sprintf("/events?after=%d&limit=%d", after, limit), "GET /events", nil, false)
+	c := r.do(ctx, http.MethodGet, fmt.Sprintf("/events?after=%d&limit=%d", after, limit), "GET /events", nil, 0)
 	if c.err != nil {
 		return nil, c.err
 	}

@@ -104,6 +104,10 @@ type Report struct {
 
 	// ChatsSent counts chat messages answered 200.
 	ChatsSent int `json:"chats_sent"`
+	// Throttled counts 429 answers to POST /tasks/process: the server had as
+	// many workflows waiting to start as it accepts. Each request was sent
+	// again after its Retry-After, so a throttled task is not a failure.
+	Throttled int `json:"throttled"`
 	// Failures counts failed requests by "METHOD route: status" (or ": error" when
 	// no answer came); Status5xx counts the answers 500 and above among them.
 	Failures  map[string]int `json:"failures"`
@@ -225,6 +229,9 @@ func (r Report) Text() string {
 	p("  compensations   %d (want %d)", r.Compensations, r.ExpectedCompensations)
 	p("  events          %s", countList(r.Events))
 	p("  chats           %d sent", r.ChatsSent)
+	if r.Throttled > 0 {
+		p("  throttled       %d answers 429 to POST /tasks/process, each retried after its Retry-After", r.Throttled)
+	}
 	p("  verified        %d tasks, %d workflows", r.TasksVerified, r.WorkflowsVerified)
 	if len(r.Failures) == 0 {
 		p("  failures        none")

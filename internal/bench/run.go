@@ -101,6 +101,7 @@ type runner struct {
 	remindersFired  int
 	compensations   int
 	chatsSent       int
+	throttled       int // 429 answers to POST /tasks/process, each retried
 	events          map[string]int
 	submitLat       []time.Duration
 	chatLat         []time.Duration
@@ -299,14 +300,14 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 // the run's failing assignees (among the run's users), so that a long run is not
 // wasted on a server started with the wrong settings.
 func (r *runner) preflight(ctx context.Context, failAssignees []string) error {
-	c := r.do(ctx, http.MethodGet, "/healthz", "GET /healthz", nil, false)
+	c := r.do(ctx, http.MethodGet, "/healthz", "GET /healthz", nil, 0)
 	if c.err != nil {
 		return fmt.Errorf("server at %s does not answer: %w", r.cfg.URL, c.err)
 	}
 	if c.status != http.StatusOK {
 		return fmt.Errorf("server at %s: GET /healthz answered %d", r.cfg.URL, c.status)
 	}
-	c = r.do(ctx, http.MethodGet, "/notifier", "GET /notifier", nil, true)
+	c = r.do(ctx, http.MethodGet, "/notifier", "GET /notifier", nil, http.StatusNotFound)
 	switch {
 	case c.err != nil:
 		return fmt.Errorf("GET /notifier: %w", c.err)
@@ -434,7 +435,23 @@ func (r *runner) submit(ctx context.Context, t *taskState) {
 	}
 	r.submitted++
 	r.mu.Unlock()
-	c := r.do(ctx, http.MethodPost, "/tasks/process", "POST /tasks/process", req, false)
+	var c call
+	for {
+		c = r.do(ctx, http.MethodPost, "/tasks/process", "POST /tasks/process", req, http.StatusTooManyRequests)
+		if c.err != nil || c.status != http.StatusTooManyRequests {
+			break
+		}
+		// Back-pressure: the server has as many workflows waiting to start
+		// as it takes. Send the same request again when it says.
+		r.mu.Lock()
+		r.throttled++
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.retryAfter):
+		}
+	}
 	if c.err != nil || c.status != http.StatusAccepted {
 		return
 	}
@@ -471,7 +488,7 @@ func (r *runner) expectDeadline(d time.Time) {
 
 func (r *runner) chat(ctx context.Context, user, n int) {
 	body := map[string]string{"content": fmt.Sprintf("bench %s: how are my tasks going? (message %d)", r.runID, n+1)}
-	c := r.do(ctx, http.MethodPost, "/chat/"+url.PathEscape(r.users[user])+"/messages", "POST /chat/{user}/messages", body, false)
+	c := r.do(ctx, http.MethodPost, "/chat/"+url.PathEscape(r.users[user])+"/messages", "POST /chat/{user}/messages", body, 0)
 	if c.err != nil || c.status != http.StatusOK {
 		return
 	}
@@ -489,7 +506,7 @@ func (r *runner) sampleGets(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-r.getQueue:
-			c := r.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(id), "GET /tasks/{id}", nil, false)
+			c := r.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(id), "GET /tasks/{id}", nil, 0)
 			if c.err == nil && c.status == http.StatusOK {
 				r.mu.Lock()
 				r.getLat = append(r.getLat, c.dur)
@@ -636,7 +653,7 @@ func (r *runner) finishedAccepted() int {
 
 // serverFigures reads GET /stats and GET /notifier into rep; either may be missing.
 func (r *runner) serverFigures(ctx context.Context, rep *Report) {
-	if c := r.do(ctx, http.MethodGet, "/stats", "GET /stats", nil, true); c.err == nil && c.status == http.StatusOK {
+	if c := r.do(ctx, http.MethodGet, "/stats", "GET /stats", nil, http.StatusNotFound); c.err == nil && c.status == http.StatusOK {
 		var st map[string]any
 		if json.Unmarshal(c.body, &st) == nil {
 			rep.ServerStats = st
@@ -646,7 +663,7 @@ func (r *runner) serverFigures(ctx context.Context, rep *Report) {
 			}
 		}
 	}
-	if c := r.do(ctx, http.MethodGet, "/notifier", "GET /notifier", nil, true); c.err == nil && c.status == http.StatusOK {
+	if c := r.do(ctx, http.MethodGet, "/notifier", "GET /notifier", nil, http.StatusNotFound); c.err == nil && c.status == http.StatusOK {
 		var st struct {
 			Breaker *BreakerStatus `json:"breaker"`
 		}

@@ -79,7 +79,7 @@ func (r *runner) verifyTasks(ctx context.Context, at time.Time) *verification {
 	}
 	r.mu.Unlock()
 	r.each(ctx, items, func(t *taskState) {
-		c := r.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(t.id), "GET /tasks/{id}", nil, false)
+		c := r.do(ctx, http.MethodGet, "/tasks/"+url.PathEscape(t.id), "GET /tasks/{id}", nil, 0)
 		if c.err != nil {
 			if ctx.Err() == nil {
 				v.wrong("%s: GET failed: %v", t.id, c.err)
@@ -157,7 +157,11 @@ func (r *runner) verifyWorkflows(ctx context.Context) *verification {
 		}
 		// A task whose request failed may still have a workflow (the answer was
 		// lost); if it has none, there is nothing to verify.
-		c := r.do(ctx, http.MethodGet, "/workflows/"+url.PathEscape(id), "GET /workflows/{id}", nil, !accepted)
+		handled := 0
+		if !accepted {
+			handled = http.StatusNotFound
+		}
+		c := r.do(ctx, http.MethodGet, "/workflows/"+url.PathEscape(id), "GET /workflows/{id}", nil, handled)
 		if c.err != nil {
 			if ctx.Err() == nil {
 				v.wrong("%s: GET failed: %v", id, c.err)
@@ -218,6 +222,7 @@ func (r *runner) fill(rep *Report, verifyAt time.Time, tv, wv *verification) {
 	rep.Compensations = r.compensations
 	rep.RemindersFired = r.remindersFired
 	rep.ChatsSent = r.chatsSent
+	rep.Throttled = r.throttled
 	rep.Failures = r.failures
 	rep.Status5xx = r.status5xx
 	rep.FailureExamples = r.failureExamples

@@ -24,6 +24,7 @@ const (
 	Unauthorized Kind = "unauthorized" // the caller did not prove who it is
 	TooLarge     Kind = "too_large"    // a body or value is over an explicit limit
 	Unavailable  Kind = "unavailable"  // a dependency is down or overloaded; retrying later may work
+	TooBusy      Kind = "too_busy"     // over a load limit of this server; retry after a moment
 	Internal     Kind = "internal"     // a bug or an unexpected failure; details stay in the logs
 )
 

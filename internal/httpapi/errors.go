@@ -27,6 +27,7 @@ var statusOf = map[errs.Kind]int{
 	errs.Unauthorized:        http.StatusUnauthorized,
 	errs.TooLarge:            http.StatusRequestEntityTooLarge,
 	errs.Unavailable:         http.StatusServiceUnavailable,
+	errs.TooBusy:             http.StatusTooManyRequests,
 	errs.Internal:            http.StatusInternalServerError,
 	kindUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	kindMethodNotAllowed:     http.StatusMethodNotAllowed,
@@ -53,6 +54,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	pub := publicOnly(err)
 	if pub.Kind == errs.Internal {
 		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if pub.Kind == errs.TooBusy {
+		w.Header().Set("Retry-After", "1")
 	}
 	s.writeErrorBody(w, statusOf[pub.Kind], pub)
 }

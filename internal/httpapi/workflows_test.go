@@ -208,6 +208,41 @@ func TestProcessTask(t *testing.T) {
 	}
 }
 
+// TestProcessTaskTooBusy: while as many workflows as the limit wait to start, a
+// new one is answered 429 with a Retry-After and a JSON error, and stores nothing.
+func TestProcessTaskTooBusy(t *testing.T) {
+	a := newWorkflowAPI(t, workflowOptions{}, func(c *Config) {
+		svc := c.Workflows.(workflow.Service)
+		svc.MaxWaiting = 1
+		c.Workflows = svc
+	})
+	// The backend hands out no work while stopped: the first workflow waits.
+	if err := a.engine.Backend().Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first := a.process(seedRequest, "started")
+
+	second := seedRequest
+	second.TaskID = "task-002"
+	r := a.do("POST", "/tasks/process", processBody(t, second))
+	e := wantError(t, r, http.StatusTooManyRequests, errs.TooBusy, "")
+	if !strings.Contains(e.Message, "1 workflows are waiting to start") {
+		t.Errorf("message %q does not say how many wait", e.Message)
+	}
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After %q, want 1", got)
+	}
+	wantError(t, a.do("GET", "/workflows/task-workflow-task-002", ""), http.StatusNotFound, errs.NotFound, "")
+
+	if err := a.engine.Backend().Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.waitFinished(first.ID); st.RuntimeStatus != "COMPLETED" {
+		t.Fatalf("first workflow ended %s", st.RuntimeStatus)
+	}
+	a.waitFinished(a.process(second, "started").ID)
+}
+
 // TestProcessTaskOnce checks that a task has one workflow at a time: posting it
 // again while its workflow runs answers with that workflow, once it has finished
 // it is a conflict, and after the workflow is deleted the task can be processed

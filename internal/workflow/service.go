@@ -36,6 +36,18 @@ type Service struct {
 	Engine Engine
 	// Notify is the notification retry policy new workflows get.
 	Notify RetryPolicy
+	// MaxWaiting refuses a new workflow with errs.TooBusy while this many
+	// wait for their first step, so that a load the engine cannot keep up with
+	// meets back-pressure instead of a backlog that grows without bound. Zero
+	// means no limit, as does an engine that cannot count (see Backlog).
+	MaxWaiting int
+}
+
+// Backlog is an Engine that can tell how many scheduled workflows wait for
+// their first step. The embedded engine can; on Dapr the backlog is the
+// sidecar's, and MaxWaiting does not apply.
+type Backlog interface {
+	Waiting() int
 }
 
 // Started is Start's answer.
@@ -50,7 +62,8 @@ type Started struct {
 // starting it again with the same request returns that one, and with another
 // request is an errs.Conflict; once it has finished, starting again is an
 // errs.Conflict (purge it first). in.TaskID must be a valid id: it names the
-// instance. Every other rule is the workflow's own validation step.
+// instance. Every other rule is the workflow's own validation step. A new
+// workflow is an errs.TooBusy while MaxWaiting others wait to start.
 func (s Service) Start(ctx context.Context, in Input) (Started, error) {
 	if err := tasks.ValidateID("task_id", in.TaskID); err != nil {
 		return Started{}, err
@@ -75,6 +88,9 @@ func (s Service) Start(ctx context.Context, in Input) (Started, error) {
 		case errs.KindOf(err) != errs.NotFound:
 			return Started{}, err
 		}
+		if err := s.admit(); err != nil {
+			return Started{}, err
+		}
 		err = s.Engine.Schedule(ctx, Name, id, in)
 		if err == nil {
 			return Started{ID: id, Status: "started"}, nil
@@ -85,6 +101,19 @@ func (s Service) Start(ctx context.Context, in Input) (Started, error) {
 		// Another request started it between our look and our start: look again.
 	}
 	return Started{ID: id, Status: "running"}, nil
+}
+
+// admit refuses a new workflow while MaxWaiting workflows wait to start. A
+// request for a workflow that already runs is answered before it is asked.
+func (s Service) admit() error {
+	b, ok := s.Engine.(Backlog)
+	if !ok || s.MaxWaiting <= 0 {
+		return nil
+	}
+	if n := b.Waiting(); n >= s.MaxWaiting {
+		return errs.E(errs.TooBusy, "%d workflows are waiting to start, this server's limit; retry in a moment", n)
+	}
+	return nil
 }
 
 // sameRequest reports whether a running workflow's stored input is the request in.

@@ -439,3 +439,57 @@ func TestScheduleSameIDIsConflict(t *testing.T) {
 		t.Fatalf("second schedule: %v, want a conflict", err)
 	}
 }
+
+// TestStartRefusedWhileTooManyWait: with MaxWaiting workflows scheduled and not
+// started, a new one is refused as too busy; a request for one already waiting
+// is not, and once they start, new ones are accepted again.
+func TestStartRefusedWhileTooManyWait(t *testing.T) {
+	s := newSystem(t, options{})
+	s.svc.MaxWaiting = 2
+	// No work is handed out while the backend is stopped: what is scheduled waits.
+	if err := s.engine.Backend().Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	in := func(n int) workflow.Input {
+		in := seed
+		in.TaskID = fmt.Sprintf("task-%03d", n)
+		return in
+	}
+	var ids []string
+	for n := range 2 {
+		started, err := s.svc.Start(t.Context(), in(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, started.ID)
+	}
+	if got := s.engine.Waiting(); got != 2 {
+		t.Fatalf("%d workflows waiting, want 2", got)
+	}
+	_, err := s.svc.Start(t.Context(), in(2))
+	if errs.KindOf(err) != errs.TooBusy {
+		t.Fatalf("third start: %v, want too busy", err)
+	}
+	if again, err := s.svc.Start(t.Context(), in(0)); err != nil || again.Status != "running" {
+		t.Fatalf("repeated start of a waiting workflow: %+v, %v; want running", again, err)
+	}
+
+	if err := s.engine.Backend().Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if st := s.finish(t, id); st.Output.Status != workflow.StatusCompleted {
+			t.Fatalf("%s: %+v", id, st.Output)
+		}
+	}
+	if got := s.engine.Waiting(); got != 0 {
+		t.Fatalf("%d workflows waiting after they all finished, want 0", got)
+	}
+	started, err := s.svc.Start(t.Context(), in(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.finish(t, started.ID); st.Output.Status != workflow.StatusCompleted {
+		t.Fatalf("%s: %+v", started.ID, st.Output)
+	}
+}

@@ -52,6 +52,10 @@ func (e *WorkflowEngine) Close(ctx context.Context) error {
 	return errors.Join(e.worker.Shutdown(ctx), e.be.Close())
 }
 
+// Waiting returns how many workflows have been scheduled and wait for their
+// first step.
+func (e *WorkflowEngine) Waiting() int { return e.be.Waiting() }
+
 // Backend returns the engine's backend, for stats and benchmarks.
 func (e *WorkflowEngine) Backend() *wfbackend.Backend { return e.be }
 

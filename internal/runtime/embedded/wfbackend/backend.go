@@ -336,9 +336,20 @@ type Stats struct {
 	// Changes is the number of changes (API calls) they carried; divided by
 	// Transactions it gives the mean group-commit batch size.
 	Changes int64 `json:"changes"`
+	// Waiting is the number of instances created and not yet started (see
+	// Backend.Waiting).
+	Waiting int `json:"waiting"`
+}
+
+// Waiting returns how many instances have been created and wait for their
+// first turn: the backlog of accepted work that has not started.
+func (b *Backend) Waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readyNew.len()
 }
 
 // Stats reports the committer's work so far, to observe group commit.
 func (b *Backend) Stats() Stats {
-	return Stats{Transactions: b.batches.Load(), Changes: b.committed.Load()}
+	return Stats{Transactions: b.batches.Load(), Changes: b.committed.Load(), Waiting: b.Waiting()}
 }
