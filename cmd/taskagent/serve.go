@@ -71,6 +71,9 @@ func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error
 		sys.close(stopCtx)
 	}()
 
+	if _, ok := sys.engine.(workflow.Backlog); !ok && cfg.MaxWaitingWorkflows > 0 {
+		log.Info("max-waiting-workflows does not apply: this runtime's workflow backlog is kept by the sidecar", "runtime", cfg.Runtime)
+	}
 	api := httpapi.New(httpapi.Config{
 		Tasks:        actors.Tasks{Invoker: sys.invoker},
 		Chats:        actors.Chats{Invoker: sys.invoker},
