@@ -3,7 +3,6 @@ package wfbackend
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/microsoft/durabletask-go/api"
@@ -76,11 +75,11 @@ func (b *Backend) heldActivity(wi *backend.ActivityWorkItem) (*activity, bool) {
 //
 // While the instance is known to be running (its history has stayed cached
 // since the turn that scheduled the activity), the result is kept in memory
-// only, and the activity's row stays until the turn that consumes the result
-// deletes it in that turn's transaction. That saves a commit per activity and
-// loses nothing: after a crash the row is still there, so the activity runs
-// again, as it would had the crash come just before this call. Otherwise the
-// result is committed to the inbox.
+// only, until the turn that consumes it writes it to the history. That saves
+// a commit per activity and loses nothing: after a crash the history holds
+// the activity's TaskScheduled event and no result, so the activity runs
+// again (see loadState), as it would had the crash come just before this
+// call. Otherwise the result is committed to the inbox.
 func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.ActivityWorkItem) error {
 	if err := b.usable(); err != nil {
 		return err
@@ -106,24 +105,25 @@ func (b *Backend) CompleteActivityWorkItem(ctx context.Context, wi *backend.Acti
 		b.mu.Unlock()
 		return nil
 	}
+	incarnation := a.incarnation
 	b.mu.Unlock()
 	result, err := encode(wi.Result)
 	if err != nil {
 		return err
 	}
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
-		// The row is the arbiter: it is gone if the instance was purged or
-		// replaced, in this transaction or before.
-		res, err := b.w.deleteActivity.Exec(id, wi.SequenceNumber)
-		if err != nil {
-			return fmt.Errorf("delete activity %s/%d: %w", id, wi.SequenceNumber, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("delete activity %s/%d: %w", id, wi.SequenceNumber, err)
-		}
 		eff.activityDone = wi.SequenceNumber
-		if n == 0 {
+		// The result is for the instance that scheduled the activity, if it
+		// still runs: not if an earlier op of this transaction deleted or
+		// finished it, and not if it was purged or replaced since (its
+		// incarnation changed; memory holds every committed change).
+		if tx.changed[id] {
+			return nil
+		}
+		b.mu.Lock()
+		same := b.incarnations[id] == incarnation
+		b.mu.Unlock()
+		if !same {
 			return nil
 		}
 		_, running, err := tx.target(id)

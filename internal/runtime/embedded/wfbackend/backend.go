@@ -42,7 +42,8 @@ type Backend struct {
 	owner   string
 	lockSeq atomic.Uint64
 
-	// nextID is the last inbox/activity row id handed out; committer only.
+	// nextID is the last inbox row or activity id handed out; committer (and
+	// loadState) only.
 	nextID int64
 
 	ops           chan *op
@@ -63,14 +64,20 @@ type Backend struct {
 	newTurns   int             // first turns handed out since the last starvation check
 	actQueue   fifo[*activity]
 	activeActs map[int64]*activity
-	timers     timerHeap
-	cache      *historyCache
-	completion map[string]*waiter
-	orchSignal signal
-	actSignal  signal
-	stopped    bool // Stop was called: hand out no more work
-	hubReady   bool // false after DeleteTaskHub until CreateTaskHub
-	isClosed   bool
+	// incarnations numbers the instances created since Open that have not
+	// finished, so that an activity can tell the instance that scheduled it
+	// from one that replaced it under the same id (see
+	// CompleteActivityWorkItem). Instances loaded by Open are incarnation 0.
+	incarnations    map[string]uint64
+	lastIncarnation uint64
+	timers          timerHeap
+	cache           *historyCache
+	completion      map[string]*waiter
+	orchSignal      signal
+	actSignal       signal
+	stopped         bool // Stop was called: hand out no more work
+	hubReady        bool // false after DeleteTaskHub until CreateTaskHub
+	isClosed        bool
 }
 
 // options are set with Option values passed to Open.
@@ -165,6 +172,7 @@ func Open(path string, logger *slog.Logger, opts ...Option) (*Backend, error) {
 		timerDone:     make(chan struct{}),
 		instances:     make(map[string]*instance),
 		activeActs:    make(map[int64]*activity),
+		incarnations:  make(map[string]uint64),
 		cache:         newHistoryCache(o.cacheSize),
 		completion:    make(map[string]*waiter),
 		hubReady:      true,
@@ -267,7 +275,7 @@ func (b *Backend) DeleteTaskHub(ctx context.Context) error {
 		return err
 	}
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
-		for _, q := range []string{`DELETE FROM instances`, `DELETE FROM history`, `DELETE FROM inbox`, `DELETE FROM activities`} {
+		for _, q := range []string{`DELETE FROM instances`, `DELETE FROM history`, `DELETE FROM inbox`} {
 			if _, err := b.wconn.ExecContext(context.Background(), q); err != nil {
 				return fmt.Errorf("delete task hub: %w", err)
 			}

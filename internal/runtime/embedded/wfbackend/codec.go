@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// marshalEvent encodes one event for an inbox or activity row.
+// marshalEvent encodes one event for an inbox row.
 func marshalEvent(e *backend.HistoryEvent) ([]byte, error) {
 	buf, err := proto.Marshal(e)
 	if err != nil {
@@ -18,7 +18,7 @@ func marshalEvent(e *backend.HistoryEvent) ([]byte, error) {
 	return buf, nil
 }
 
-// unmarshalEvent decodes one event of an inbox or activity row.
+// unmarshalEvent decodes one event of an inbox row.
 func unmarshalEvent(buf []byte) (*backend.HistoryEvent, error) {
 	e := new(backend.HistoryEvent)
 	if err := proto.Unmarshal(buf, e); err != nil {

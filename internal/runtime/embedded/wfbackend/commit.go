@@ -46,7 +46,8 @@ type effects struct {
 	activityDone int64
 	// events are inbox rows the op wrote.
 	events []newEvent
-	// activities are activity rows the op wrote.
+	// activities are the activities the op scheduled: their TaskScheduled
+	// events are in the history it wrote.
 	activities []*activity
 	// hubDeleted is set by DeleteTaskHub.
 	hubDeleted bool
@@ -69,11 +70,11 @@ type turnEffect struct {
 type txn struct {
 	b   *Backend
 	now time.Time
-	// changed marks instances deleted (purged, replaced) or finished by an
-	// earlier op of this transaction. Memory does not reflect those changes
-	// until the commit, so later ops must not trust it for these instances:
-	// a lock on a deleted one is lost, and whether one takes events must be
-	// read from the database.
+	// changed marks instances deleted (purged, replaced), created or finished
+	// by an earlier op of this transaction. Memory does not reflect those
+	// changes until the commit, so later ops must not trust it for these
+	// instances: a lock on a deleted one is lost, whether one takes events
+	// must be read from the database, and an activity result is not theirs.
 	changed map[string]bool
 }
 
@@ -84,7 +85,7 @@ func (t *txn) markChanged(id string) {
 	t.changed[id] = true
 }
 
-// allocID returns a fresh inbox/activity row id. Only the committer calls it.
+// allocID returns a fresh inbox row or activity id. Only the committer calls it.
 func (t *txn) allocID() int64 {
 	t.b.nextID++
 	return t.b.nextID
@@ -233,6 +234,8 @@ func (b *Backend) applyEffectsLocked(eff *effects, now time.Time) {
 	}
 	for _, id := range eff.created {
 		b.cache.put(id, nil)
+		b.lastIncarnation++
+		b.incarnations[id] = b.lastIncarnation
 	}
 	var turnInst *instance
 	if t := eff.turn; t != nil {
@@ -245,6 +248,7 @@ func (b *Backend) applyEffectsLocked(eff *effects, now time.Time) {
 		}
 		if t.terminal {
 			b.cache.remove(t.instanceID)
+			delete(b.incarnations, t.instanceID)
 			b.notifyCompletionLocked(t.instanceID)
 		} else {
 			b.cache.put(t.instanceID, t.history)
@@ -260,6 +264,7 @@ func (b *Backend) applyEffectsLocked(eff *effects, now time.Time) {
 	if len(eff.activities) > 0 {
 		for _, a := range eff.activities {
 			a.gen = b.cache.entry(a.instanceID)
+			a.incarnation = b.incarnations[a.instanceID]
 			b.actQueue.push(a)
 		}
 		b.actSignal.broadcast()
@@ -280,6 +285,7 @@ func (b *Backend) resetAllLocked() {
 	b.readyNew = fifo[*instance]{}
 	b.actQueue = fifo[*activity]{}
 	clear(b.activeActs)
+	clear(b.incarnations)
 	for _, t := range b.timers {
 		t.cancelled = true
 	}

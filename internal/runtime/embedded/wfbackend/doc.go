@@ -16,9 +16,11 @@
 // five-activity workflows per second. This package instead:
 //
 //   - keeps every pending work item (orchestration inbox events, activities,
-//     durable timers) in memory as well as on disk, so handing out work is a
-//     map and queue operation, and Get*WorkItem blocks until work is enqueued:
-//     the enqueuing code path wakes it, nothing polls;
+//     durable timers) in memory, so handing out work is a map and queue
+//     operation, and Get*WorkItem blocks until work is enqueued: the enqueuing
+//     code path wakes it, nothing polls. On disk, inbox events and timers have
+//     rows; a scheduled activity is its TaskScheduled event in the history,
+//     and start-up runs again those without a result;
 //   - never writes locks to disk: a lock is a token held in memory, so after a
 //     crash or restart every work item is available at once (see Ownership);
 //   - funnels every write through one committer goroutine that puts all the
@@ -41,9 +43,8 @@
 // Work items are delivered at least once: a crash between running an activity
 // and committing the turn that consumes its result runs the activity again
 // after restart. (The result of an activity whose instance is running is held
-// in memory until that turn, which deletes the activity's row; it is not
-// committed on its own.) An
-// orchestration turn is atomic: its history, outbox (activities, timers,
-// messages to other instances) and the removal of the inbox events it consumed
-// commit in one transaction or not at all.
+// in memory until that turn, which writes it to the history; it is not
+// committed on its own.) An orchestration turn is atomic: its history, outbox
+// (activities, timers, messages to other instances) and the removal of the
+// inbox events it consumed commit in one transaction or not at all.
 package wfbackend

@@ -14,9 +14,9 @@ import (
 // stored.
 
 // inboxEvent is an event waiting in an instance's inbox, with the row the turn
-// that consumes it deletes: its inbox row (id), or, for an activity result
-// held only in memory (see CompleteActivityWorkItem), the activity's row
-// (activity, with id 0).
+// that consumes it deletes (id), or, for an activity result held only in
+// memory (see CompleteActivityWorkItem), the activity it is the result of
+// (activity, with id 0): nothing to delete.
 type inboxEvent struct {
 	id       int64
 	activity int64
@@ -54,6 +54,9 @@ type activity struct {
 	// the activity completes proves the instance is the one that scheduled
 	// it, and that it still runs (see CompleteActivityWorkItem).
 	gen *cacheEntry
+	// incarnation is the instance's incarnation when the activity was
+	// scheduled (see Backend.incarnations).
+	incarnation uint64
 }
 
 // timerItem is an inbox event that becomes visible at due.
@@ -344,6 +347,7 @@ func (b *Backend) resetInstanceLocked(id string) {
 		delete(b.instances, id)
 	}
 	b.cache.remove(id)
+	delete(b.incarnations, id)
 }
 
 // dropInboxLocked forgets an instance's pending events and timers after their

@@ -81,7 +81,7 @@ func (tx *txn) insertInbox(eff *effects, instanceID string, ev encodedEvent, due
 // deleteInstance deletes all durable state of an instance.
 func (tx *txn) deleteInstance(eff *effects, id string) error {
 	w := tx.b.w
-	for _, s := range []*sql.Stmt{w.deleteInstance, w.deleteHistory, w.deleteInstInbox, w.deleteInstActivity} {
+	for _, s := range []*sql.Stmt{w.deleteInstance, w.deleteHistory, w.deleteInstInbox} {
 		if _, err := s.Exec(id); err != nil {
 			return fmt.Errorf("delete instance %s: %w", id, err)
 		}
@@ -121,6 +121,7 @@ func (tx *txn) createInstance(eff *effects, ev encodedEvent) (created bool, err 
 		due = st.AsTime().UnixNano()
 	}
 	eff.created = append(eff.created, id)
+	tx.markChanged(id)
 	return true, tx.insertInbox(eff, id, ev, due)
 }
 
@@ -542,21 +543,16 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 		}
 		if terminal {
 			// A finished instance takes no more events: drop all of its
-			// inbox, including timers that have not fired, and the
-			// activities it no longer waits for.
+			// inbox, including timers that have not fired. Results of
+			// activities it no longer waits for are dropped as they come.
 			if _, err := w.deleteInstInbox.Exec(id); err != nil {
 				return fmt.Errorf("clear inbox of %s: %w", id, err)
-			}
-			if _, err := w.deleteInstActivity.Exec(id); err != nil {
-				return fmt.Errorf("clear activities of %s: %w", id, err)
 			}
 		} else {
 			for _, ev := range consumed {
 				if ev.activity != 0 {
-					// A result held in memory: the activity row stood for it.
-					if _, err := w.deleteActivity.Exec(id, ev.activity); err != nil {
-						return fmt.Errorf("delete activity of %s: %w", id, err)
-					}
+					// A result held in memory: its TaskCompleted event,
+					// in this turn's history, is its durable record.
 					continue
 				}
 				if _, err := w.deleteInbox.Exec(id, ev.id); err != nil {
@@ -565,12 +561,10 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 			}
 		}
 		for _, t := range tasks {
-			// The event itself is in the history chunk written above.
-			aid := tx.allocID()
-			if _, err := w.insertActivity.Exec(id, aid, t.GetEventId()); err != nil {
-				return fmt.Errorf("schedule activity of %s: %w", id, err)
-			}
-			eff.activities = append(eff.activities, &activity{id: aid, instanceID: id, e: t})
+			// Its TaskScheduled event in the history chunk written above is
+			// its durable record: loadState finds the activities without a
+			// result there.
+			eff.activities = append(eff.activities, &activity{id: tx.allocID(), instanceID: id, e: t})
 		}
 		for _, t := range timers {
 			if err := tx.insertInbox(eff, id, t, t.e.GetTimerFired().GetFireAt().AsTime().UnixNano()); err != nil {

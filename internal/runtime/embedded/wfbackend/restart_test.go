@@ -190,7 +190,7 @@ func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
 		t.Fatalf("activity after reopen = %v, %v; want the same activity again", again, err)
 	}
 	finishActivity(t, be2, ex, again)
-	// The turn deleted the activity's row: nothing is left to run.
+	// The turn wrote the result to the history: nothing is left to run.
 	if _, err := be2.GetActivityWorkItem(ctx); !errors.Is(err, backend.ErrNoWorkItems) {
 		t.Errorf("activity work after completion = %v, want ErrNoWorkItems", err)
 	}
@@ -198,6 +198,50 @@ func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
 	be3 := openAt(t, path, WithWorkItemWait(0))
 	if _, err := be3.GetActivityWorkItem(ctx); !errors.Is(err, backend.ErrNoWorkItems) {
 		t.Errorf("activity work after reopening a completed instance = %v, want ErrNoWorkItems", err)
+	}
+}
+
+// A result that went to the inbox (the instance's history was not cached, so
+// the result could not wait in memory) is durable: after a reopen the activity
+// does not run again, and the orchestration gets the result.
+func TestCommittedActivityResultIsNotRedoneAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wf.db")
+	ctx := context.Background()
+	ex := task.NewTaskExecutor(contractRegistry(t))
+
+	be1, err := Open(path, testLogger(), WithWorkItemWait(0), WithHistoryCacheSize(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, be1, "CallsActivity", "act")
+	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
+	awi, err := be1.GetActivityWorkItem(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
+		t.Fatal(err)
+	}
+	before := be1.Stats().Transactions
+	if err := be1.CompleteActivityWorkItem(ctx, awi); err != nil {
+		t.Fatal(err)
+	}
+	if n := be1.Stats().Transactions - before; n != 1 {
+		t.Fatalf("completing the activity committed %d transactions, want 1 (its inbox row)", n)
+	}
+	if err := be1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	be2 := openAt(t, path, WithWorkItemWait(0))
+	assertNoActivityWork(t, be2)
+	wi := mustGetOrch(t, be2, "act")
+	if len(wi.NewEvents) != 1 || wi.NewEvents[0].GetTaskCompleted().GetTaskScheduledId() != awi.NewEvent.GetEventId() {
+		t.Fatalf("events after reopen = %v, want the activity's TaskCompleted", wi.NewEvents)
+	}
+	runTurn(t, be2, ex, wi)
+	if md, err := be2.GetOrchestrationMetadata(ctx, "act"); err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
+		t.Fatalf("act = %+v, %v; want COMPLETED", md, err)
 	}
 }
 

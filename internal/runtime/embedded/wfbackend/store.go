@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/microsoft/durabletask-go/api"
 	"github.com/microsoft/durabletask-go/backend"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // schemaVersion is stored in PRAGMA user_version so that a later schema change
-// can recognise (and migrate) files written by this one. Version 1 stored each
-// activity's TaskScheduled event in its activities row; version 2 stores only
-// the event's id, since the event is in the history (see migrateV1).
-const schemaVersion = 2
+// can recognise (and migrate) files written by this one. Versions 1 and 2 also
+// kept each scheduled activity in an activities table, written when the
+// activity was scheduled and deleted when its result was consumed; version 3
+// finds the activities without a result in the history instead (see
+// loadState), and Open drops the table of an older file.
+const schemaVersion = 3
 
 // schema holds the durable state. Times are Unix nanoseconds (integers compare
 // and index cheaply and round-trip exactly). Statuses are the numeric values of
@@ -64,17 +67,6 @@ CREATE TABLE IF NOT EXISTS inbox (
 	event       BLOB    NOT NULL,
 	PRIMARY KEY (instance_id, id)
 ) WITHOUT ROWID;
-
--- activities holds scheduled activity tasks not yet completed: task_id is the
--- id of their TaskScheduled event, which the same turn wrote to the history.
--- Rows stay small, so the few pages holding the activities in flight absorb
--- a whole group commit's inserts and deletes.
-CREATE TABLE IF NOT EXISTS activities (
-	instance_id TEXT    NOT NULL,
-	id          INTEGER NOT NULL,
-	task_id     INTEGER NOT NULL,
-	PRIMARY KEY (instance_id, id)
-) WITHOUT ROWID;
 `
 
 // writerStmts are the statements the committer runs, prepared once on the
@@ -87,14 +79,11 @@ type writerStmts struct {
 	updateInstance *sql.Stmt
 	deleteInstance *sql.Stmt
 
-	insertHistory      *sql.Stmt
-	deleteHistory      *sql.Stmt
-	insertInbox        *sql.Stmt
-	deleteInbox        *sql.Stmt
-	deleteInstInbox    *sql.Stmt
-	insertActivity     *sql.Stmt
-	deleteActivity     *sql.Stmt
-	deleteInstActivity *sql.Stmt
+	insertHistory   *sql.Stmt
+	deleteHistory   *sql.Stmt
+	insertInbox     *sql.Stmt
+	deleteInbox     *sql.Stmt
+	deleteInstInbox *sql.Stmt
 }
 
 // namedStmt pairs a statement field with its SQL, so that preparing and
@@ -135,73 +124,7 @@ func (s *writerStmts) list() []namedStmt {
 		{&s.insertInbox, `INSERT INTO inbox (instance_id, id, due_at, event) VALUES (?, ?, ?, ?)`},
 		{&s.deleteInbox, `DELETE FROM inbox WHERE instance_id = ? AND id = ?`},
 		{&s.deleteInstInbox, `DELETE FROM inbox WHERE instance_id = ?`},
-		{&s.insertActivity, `INSERT INTO activities (instance_id, id, task_id) VALUES (?, ?, ?)`},
-		{&s.deleteActivity, `DELETE FROM activities WHERE instance_id = ? AND id = ?`},
-		{&s.deleteInstActivity, `DELETE FROM activities WHERE instance_id = ?`},
 	}
-}
-
-// migrateV1 rewrites a version 1 activities table, which held whole
-// TaskScheduled events, into the version 2 form, which holds their ids, in one
-// transaction that also sets the new version.
-func migrateV1(ctx context.Context, conn *sql.Conn) (err error) {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, tx.Rollback())
-		}
-	}()
-	if _, err := tx.ExecContext(ctx, `ALTER TABLE activities RENAME TO activities_v1`); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT instance_id, id, event FROM activities_v1`)
-	if err != nil {
-		return err
-	}
-	type row struct {
-		instanceID string
-		id, taskID int64
-	}
-	var acts []row
-	for rows.Next() {
-		var (
-			r     row
-			event []byte
-		)
-		if err := rows.Scan(&r.instanceID, &r.id, &event); err != nil {
-			rows.Close()
-			return err
-		}
-		e, err := unmarshalEvent(event)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("activity %s/%d: %w", r.instanceID, r.id, err)
-		}
-		r.taskID = int64(e.GetEventId())
-		acts = append(acts, r)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
-	}
-	for _, r := range acts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO activities (instance_id, id, task_id) VALUES (?, ?, ?)`,
-			r.instanceID, r.id, r.taskID); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `DROP TABLE activities_v1`); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // readerStmts are the queries served by the read pool, so that reads never
@@ -267,9 +190,12 @@ func (b *Backend) openStore(ctx context.Context, path string) error {
 	if version > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this program's %d", version, schemaVersion)
 	}
-	if version == 1 {
-		if err := migrateV1(ctx, conn); err != nil {
-			return fmt.Errorf("migrate schema version 1 to %d: %w", schemaVersion, err)
+	if version > 0 && version < 3 {
+		// The activities table of versions 1 and 2 only repeated what the
+		// history holds. Dropping it is idempotent, so a crash before the
+		// version is set below does no harm.
+		if _, err := conn.ExecContext(ctx, `DROP TABLE IF EXISTS activities`); err != nil {
+			return fmt.Errorf("migrate schema version %d to %d: %w", version, schemaVersion, err)
 		}
 	}
 	if _, err := conn.ExecContext(ctx, schema); err != nil {
@@ -347,22 +273,17 @@ type loadedEvent struct {
 	instanceID string
 	id         int64
 	dueAt      int64
-	event      []byte
+	e          *backend.HistoryEvent
 }
 
 // loadState rebuilds the in-memory queues from the database. Nothing is locked
 // on disk, so everything found is available at once: this is the crash
-// recovery.
+// recovery. The activities to run are those a running instance's history
+// scheduled and holds no result for, in the history or the inbox.
 func (b *Backend) loadState(ctx context.Context) error {
-	var maxID int64
-	for _, q := range []string{`SELECT COALESCE(MAX(id), 0) FROM inbox`, `SELECT COALESCE(MAX(id), 0) FROM activities`} {
-		var n int64
-		if err := b.wconn.QueryRowContext(ctx, q).Scan(&n); err != nil {
-			return fmt.Errorf("read max id: %w", err)
-		}
-		maxID = max(maxID, n)
+	if err := b.wconn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM inbox`).Scan(&b.nextID); err != nil {
+		return fmt.Errorf("read max id: %w", err)
 	}
-	b.nextID = maxID
 
 	rows, err := b.wconn.QueryContext(ctx, `SELECT instance_id, id, due_at, event FROM inbox ORDER BY id`)
 	if err != nil {
@@ -370,60 +291,27 @@ func (b *Backend) loadState(ctx context.Context) error {
 	}
 	var inbox []loadedEvent
 	for rows.Next() {
-		var le loadedEvent
-		if err := rows.Scan(&le.instanceID, &le.id, &le.dueAt, &le.event); err != nil {
+		var (
+			le  loadedEvent
+			buf []byte
+		)
+		if err := rows.Scan(&le.instanceID, &le.id, &le.dueAt, &buf); err != nil {
 			rows.Close()
 			return fmt.Errorf("load inbox: %w", err)
 		}
+		if le.e, err = unmarshalEvent(buf); err != nil {
+			rows.Close()
+			return fmt.Errorf("load inbox event %s/%d: %w", le.instanceID, le.id, err)
+		}
 		inbox = append(inbox, le)
 	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("load inbox: %w", err)
-	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("load inbox: %w", err)
 	}
 
-	type loadedActivity struct {
-		instanceID string
-		id, taskID int64
-	}
-	var acts []loadedActivity
-	rows, err = b.wconn.QueryContext(ctx, `SELECT instance_id, id, task_id FROM activities ORDER BY id`)
+	acts, err := b.pendingActivities(ctx, inbox)
 	if err != nil {
-		return fmt.Errorf("load activities: %w", err)
-	}
-	for rows.Next() {
-		var la loadedActivity
-		if err := rows.Scan(&la.instanceID, &la.id, &la.taskID); err != nil {
-			rows.Close()
-			return fmt.Errorf("load activities: %w", err)
-		}
-		acts = append(acts, la)
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("load activities: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load activities: %w", err)
-	}
-	// An activity's TaskScheduled event is in its instance's history.
-	scheduled := make(map[string]map[int64]*backend.HistoryEvent)
-	for _, la := range acts {
-		if _, ok := scheduled[la.instanceID]; ok {
-			continue
-		}
-		history, err := b.readHistory(ctx, la.instanceID)
-		if err != nil {
-			return fmt.Errorf("load activities: %w", err)
-		}
-		byID := make(map[int64]*backend.HistoryEvent)
-		for _, e := range history {
-			if e.GetTaskScheduled() != nil {
-				byID[int64(e.GetEventId())] = e
-			}
-		}
-		scheduled[la.instanceID] = byID
+		return err
 	}
 
 	now := b.now().UnixNano()
@@ -436,21 +324,84 @@ func (b *Backend) loadState(ctx context.Context) error {
 			if (pass == 0) != (le.dueAt > now) {
 				continue
 			}
-			e, err := unmarshalEvent(le.event)
-			if err != nil {
-				return fmt.Errorf("load inbox event %s/%d: %w", le.instanceID, le.id, err)
-			}
-			b.deliverLocked(le.instanceID, inboxEvent{id: le.id, e: e}, le.dueAt, now)
+			b.deliverLocked(le.instanceID, inboxEvent{id: le.id, e: le.e}, le.dueAt, now)
 		}
 	}
-	for _, la := range acts {
-		e := scheduled[la.instanceID][la.taskID]
-		if e == nil {
-			return fmt.Errorf("load activity %s/%d: no TaskScheduled event %d in the history", la.instanceID, la.id, la.taskID)
-		}
-		b.actQueue.push(&activity{id: la.id, instanceID: la.instanceID, e: e})
+	for _, a := range acts {
+		b.nextID++
+		a.id = b.nextID
+		b.actQueue.push(a)
 	}
 	b.log.Info("workflow store loaded", "path", b.path,
 		"inbox_events", len(inbox), "activities", len(acts), "timers", b.timers.Len())
 	return nil
+}
+
+// pendingActivities reads the history of every running instance and returns
+// the activities it scheduled that have no result yet, neither in the history
+// nor among the inbox events, in the order they were scheduled. Their ids are
+// left to the caller.
+func (b *Backend) pendingActivities(ctx context.Context, inbox []loadedEvent) ([]*activity, error) {
+	rows, err := b.wconn.QueryContext(ctx, `SELECT instance_id, status FROM instances`)
+	if err != nil {
+		return nil, fmt.Errorf("load instances: %w", err)
+	}
+	var running []string
+	for rows.Next() {
+		var (
+			id     string
+			status int32
+		)
+		if err := rows.Scan(&id, &status); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load instances: %w", err)
+		}
+		if !isTerminal(api.OrchestrationStatus(status)) {
+			running = append(running, id)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("load instances: %w", err)
+	}
+
+	type taskKey struct {
+		instanceID string
+		taskID     int32
+	}
+	done := make(map[taskKey]bool)
+	for _, le := range inbox {
+		if id, ok := resultOf(le.e); ok {
+			done[taskKey{le.instanceID, id}] = true
+		}
+	}
+	var acts []*activity
+	for _, id := range running {
+		history, err := b.readHistory(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("load activities: %w", err)
+		}
+		for _, e := range history {
+			if tid, ok := resultOf(e); ok {
+				done[taskKey{id, tid}] = true
+			}
+		}
+		for _, e := range history {
+			if e.GetTaskScheduled() != nil && !done[taskKey{id, e.GetEventId()}] {
+				acts = append(acts, &activity{instanceID: id, e: e})
+			}
+		}
+	}
+	return acts, nil
+}
+
+// resultOf reports whether e is an activity's result, and for which
+// TaskScheduled event.
+func resultOf(e *backend.HistoryEvent) (taskID int32, ok bool) {
+	if c := e.GetTaskCompleted(); c != nil {
+		return c.GetTaskScheduledId(), true
+	}
+	if f := e.GetTaskFailed(); f != nil {
+		return f.GetTaskScheduledId(), true
+	}
+	return 0, false
 }

@@ -3,62 +3,72 @@ package wfbackend
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/microsoft/durabletask-go/task"
 )
 
-// A file written by schema version 1, whose activities rows held whole
-// TaskScheduled events, opens with its scheduled activity intact.
-func TestMigrateSchemaV1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wf.db")
-	ctx := context.Background()
-	ex := task.NewTaskExecutor(contractRegistry(t))
+// A file written by schema version 1 or 2, which kept scheduled activities in
+// an activities table, opens without that table and with its scheduled
+// activity still to run: the history says so.
+func TestMigrateOlderSchemas(t *testing.T) {
+	for _, version := range []int{1, 2} {
+		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "wf.db")
+			ctx := context.Background()
+			ex := task.NewTaskExecutor(contractRegistry(t))
 
-	be1, awi := openWithActivity(t, path, ex)
-	if err := be1.Close(); err != nil {
-		t.Fatal(err)
-	}
+			be1, awi := openWithActivity(t, path, ex)
+			if err := be1.Close(); err != nil {
+				t.Fatal(err)
+			}
 
-	// Turn the file into what version 1 wrote.
-	db, err := sql.Open("sqlite", dsn(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	event, err := marshalEvent(awi.NewEvent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`DROP TABLE activities`, nil},
-		{`CREATE TABLE activities (instance_id TEXT NOT NULL, id INTEGER NOT NULL, event BLOB NOT NULL,
-			PRIMARY KEY (instance_id, id)) WITHOUT ROWID`, nil},
-		{`INSERT INTO activities (instance_id, id, event) VALUES (?, ?, ?)`, []any{"act", awi.SequenceNumber, event}},
-		{`PRAGMA user_version = 1`, nil},
-	} {
-		if _, err := db.Exec(q.sql, q.args...); err != nil {
-			t.Fatalf("%s: %v", q.sql, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+			// Give the file the activities table that version wrote.
+			db, err := sql.Open("sqlite", dsn(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			event, err := marshalEvent(awi.NewEvent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queries := map[int][]string{
+				1: {`CREATE TABLE activities (instance_id TEXT NOT NULL, id INTEGER NOT NULL, event BLOB NOT NULL,
+					PRIMARY KEY (instance_id, id)) WITHOUT ROWID`,
+					`INSERT INTO activities (instance_id, id, event) VALUES (?1, ?2, ?3)`},
+				2: {`CREATE TABLE activities (instance_id TEXT NOT NULL, id INTEGER NOT NULL, task_id INTEGER NOT NULL,
+					PRIMARY KEY (instance_id, id)) WITHOUT ROWID`,
+					`INSERT INTO activities (instance_id, id, task_id) VALUES (?1, ?2, ?4)`},
+			}[version]
+			queries = append(queries, fmt.Sprintf(`PRAGMA user_version = %d`, version))
+			for _, q := range queries {
+				if _, err := db.Exec(q, "act", awi.SequenceNumber, event, awi.NewEvent.GetEventId()); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
 
-	be2 := openAt(t, path, WithWorkItemWait(0))
-	var version int
-	if err := be2.wconn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
-		t.Fatalf("schema version after migration = %d, %v; want %d", version, err, schemaVersion)
+			be2 := openAt(t, path, WithWorkItemWait(0))
+			var got int
+			if err := be2.wconn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&got); err != nil || got != schemaVersion {
+				t.Fatalf("schema version after migration = %d, %v; want %d", got, err, schemaVersion)
+			}
+			var tables int
+			if err := be2.wconn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'activities'`).Scan(&tables); err != nil || tables != 0 {
+				t.Fatalf("%d activities tables after migration, %v; want none", tables, err)
+			}
+			again, err := be2.GetActivityWorkItem(ctx)
+			if err != nil || again.InstanceID != "act" || again.NewEvent.GetEventId() != awi.NewEvent.GetEventId() ||
+				again.NewEvent.GetTaskScheduled().GetName() != awi.NewEvent.GetTaskScheduled().GetName() {
+				t.Fatalf("activity after migration = %v, %v; want %v", again, err, awi.NewEvent)
+			}
+			finishActivity(t, be2, ex, again)
+		})
 	}
-	again, err := be2.GetActivityWorkItem(ctx)
-	if err != nil || again.InstanceID != "act" || again.NewEvent.GetEventId() != awi.NewEvent.GetEventId() ||
-		again.NewEvent.GetTaskScheduled().GetName() != awi.NewEvent.GetTaskScheduled().GetName() {
-		t.Fatalf("activity after migration = %v, %v; want %v", again, err, awi.NewEvent)
-	}
-	finishActivity(t, be2, ex, again)
 }
 
 // A new file gets the page size dsn asks for, and WAL.
