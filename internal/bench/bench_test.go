@@ -222,13 +222,7 @@ func TestRunFake(t *testing.T) {
 				f.publish("task-events", evCreated, map[string]string{"task_id": "old"})
 			}
 			cfg.URL = srv.URL
-			rep, err := Run(context.Background(), cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := rep.Check(); err != nil {
-				t.Fatalf("check: %v\n%s", err, rep.Text())
-			}
+			rep := runPassing(t, cfg)
 			wantSource := sourceSSE
 			if noStream {
 				wantSource = sourcePages
@@ -256,13 +250,10 @@ func TestRunFake(t *testing.T) {
 	}
 }
 
-// TestRunRetriesThrottled: a 429 is back-pressure, not a failure; the bench waits
-// as Retry-After says and sends the same request again.
-func TestRunRetriesThrottled(t *testing.T) {
-	cfg := fakeConfig("")
-	f, srv := newFakeServer(t, FailAssignees(cfg.Users, cfg.FailShare))
-	f.throttle = 5
-	cfg.URL = srv.URL
+// runPassing runs the bench and fails the test if the run errs or its checks
+// fall short.
+func runPassing(t *testing.T, cfg Config) Report {
+	t.Helper()
 	rep, err := Run(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +261,17 @@ func TestRunRetriesThrottled(t *testing.T) {
 	if err := rep.Check(); err != nil {
 		t.Fatalf("check: %v\n%s", err, rep.Text())
 	}
+	return rep
+}
+
+// TestRunRetriesThrottled: a 429 is back-pressure, not a failure; the bench waits
+// as Retry-After says and sends the same request again.
+func TestRunRetriesThrottled(t *testing.T) {
+	cfg := fakeConfig("")
+	f, srv := newFakeServer(t, FailAssignees(cfg.Users, cfg.FailShare))
+	f.throttle = 5
+	cfg.URL = srv.URL
+	rep := runPassing(t, cfg)
 	if rep.Throttled != 5 || rep.Accepted != cfg.Tasks || len(rep.Failures) != 0 {
 		t.Fatalf("throttled %d, accepted %d, failures %v; want 5, %d, none", rep.Throttled, rep.Accepted, rep.Failures, cfg.Tasks)
 	}

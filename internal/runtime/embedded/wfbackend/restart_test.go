@@ -75,9 +75,9 @@ func TestTimerSurvivesRestart(t *testing.T) {
 // openWithActivity opens a Backend on path (closed by the caller, not at the
 // end of the test: the tests using it reopen the file) and starts instance
 // "act" of CallsActivity up to its scheduled activity, which it hands out.
-func openWithActivity(t *testing.T, path string, ex backend.Executor) (*Backend, *backend.ActivityWorkItem) {
+func openWithActivity(t *testing.T, path string, ex backend.Executor, opts ...Option) (*Backend, *backend.ActivityWorkItem) {
 	t.Helper()
-	be, err := Open(path, testLogger(), WithWorkItemWait(0))
+	be, err := Open(path, testLogger(), append([]Option{WithWorkItemWait(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,20 +90,29 @@ func openWithActivity(t *testing.T, path string, ex backend.Executor) (*Backend,
 	return be, awi
 }
 
-// finishActivity runs the activity awi hands out, completes it, runs the turn
-// that consumes its result and checks that "act" completed.
-func finishActivity(t *testing.T, be *Backend, ex backend.Executor, awi *backend.ActivityWorkItem) {
+// completeActivity runs the activity awi hands out and completes it. It
+// returns how many transactions the completion committed.
+func completeActivity(t *testing.T, be *Backend, ex backend.Executor, awi *backend.ActivityWorkItem) int64 {
 	t.Helper()
 	ctx := context.Background()
 	var err error
 	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
 		t.Fatal(err)
 	}
+	before := be.Stats().Transactions
 	if err := be.CompleteActivityWorkItem(ctx, awi); err != nil {
 		t.Fatal(err)
 	}
+	return be.Stats().Transactions - before
+}
+
+// finishActivity completes the activity awi hands out, runs the turn that
+// consumes its result and checks that "act" completed.
+func finishActivity(t *testing.T, be *Backend, ex backend.Executor, awi *backend.ActivityWorkItem) {
+	t.Helper()
+	completeActivity(t, be, ex, awi)
 	runTurn(t, be, ex, mustGetOrch(t, be, "act"))
-	md, err := be.GetOrchestrationMetadata(ctx, "act")
+	md, err := be.GetOrchestrationMetadata(context.Background(), "act")
 	if err != nil || md.RuntimeStatus != api.RUNTIME_STATUS_COMPLETED {
 		t.Fatalf("metadata = %+v, %v; want COMPLETED", md, err)
 	}
@@ -162,15 +171,7 @@ func TestActivityResultBeforeTurnIsRedoneAfterReopen(t *testing.T) {
 	ex := task.NewTaskExecutor(contractRegistry(t))
 
 	be1, awi := openWithActivity(t, path, ex)
-	var err error
-	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
-		t.Fatal(err)
-	}
-	before := be1.Stats().Transactions
-	if err := be1.CompleteActivityWorkItem(ctx, awi); err != nil {
-		t.Fatal(err)
-	}
-	if n := be1.Stats().Transactions - before; n != 0 {
+	if n := completeActivity(t, be1, ex, awi); n != 0 {
 		t.Errorf("completing an activity of a running instance committed %d transactions, want 0", n)
 	}
 	// The result reaches the orchestration at once...
@@ -209,24 +210,8 @@ func TestCommittedActivityResultIsNotRedoneAfterReopen(t *testing.T) {
 	ctx := context.Background()
 	ex := task.NewTaskExecutor(contractRegistry(t))
 
-	be1, err := Open(path, testLogger(), WithWorkItemWait(0), WithHistoryCacheSize(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, be1, "CallsActivity", "act")
-	runTurn(t, be1, ex, mustGetOrch(t, be1, "act"))
-	awi, err := be1.GetActivityWorkItem(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if awi.Result, err = ex.ExecuteActivity(ctx, awi.InstanceID, awi.NewEvent); err != nil {
-		t.Fatal(err)
-	}
-	before := be1.Stats().Transactions
-	if err := be1.CompleteActivityWorkItem(ctx, awi); err != nil {
-		t.Fatal(err)
-	}
-	if n := be1.Stats().Transactions - before; n != 1 {
+	be1, awi := openWithActivity(t, path, ex, WithHistoryCacheSize(0))
+	if n := completeActivity(t, be1, ex, awi); n != 1 {
 		t.Fatalf("completing the activity committed %d transactions, want 1 (its inbox row)", n)
 	}
 	if err := be1.Close(); err != nil {
