@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/microsoft/durabletask-go/api"
 	"github.com/microsoft/durabletask-go/task"
 )
 
@@ -82,5 +83,20 @@ func TestNewFileSettings(t *testing.T) {
 	}
 	if err := be.wconn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+// The unfinished index and the start-up query name the terminal statuses by
+// number (terminalStatuses); they must be the ones isTerminal names.
+func TestUnfinishedIndexMatchesIsTerminal(t *testing.T) {
+	be := openTest(t)
+	for s := range api.OrchestrationStatus(8) {
+		var unfinished bool
+		if err := be.wconn.QueryRowContext(context.Background(), `SELECT ? NOT IN `+terminalStatuses, int32(s)).Scan(&unfinished); err != nil {
+			t.Fatal(err)
+		}
+		if unfinished == isTerminal(s) {
+			t.Errorf("status %v: unfinished in SQL %v, terminal in Go %v", s, unfinished, isTerminal(s))
+		}
 	}
 }
