@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -34,33 +32,8 @@ type cluster struct {
 // reminders where reminders says.
 func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config, reminders daprtest.Reminders) *cluster {
 	t.Helper()
-	tools := daprtest.FindTools(t)
-	redis := daprtest.StartRedis(t)
-	placement := daprtest.StartPlacement(t, tools)
-	res := daprtest.WriteComponents(t, redis.Addr, reminders)
-	var scheduler *daprtest.Scheduler
-	var schedulerAddr string
-	if reminders == daprtest.SchedulerReminders {
-		scheduler = daprtest.StartScheduler(t, tools)
-		schedulerAddr = scheduler.Addr
-	}
-
-	// The app's port must exist before daprd starts; it is served once the
-	// runtime, which needs daprd's ports, exists. daprd's first calls wait in the
-	// listen backlog meanwhile.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := daprtest.StartSidecar(t, tools, daprtest.SidecarOptions{
-		AppID:         dapr.AppID,
-		AppPort:       ln.Addr().(*net.TCPAddr).Port,
-		PlacementAddr: placement.Addr,
-		SchedulerAddr: schedulerAddr,
-		ResourcesDir:  res.Dir,
-		Config:        res.Config,
-	})
-	cfg.HTTPPort, cfg.GRPCPort = sc.HTTPPort, sc.GRPCPort
+	h := daprtest.StartActorHost(t, dapr.AppID, reminders)
+	cfg.HTTPPort, cfg.GRPCPort = h.Sidecar.HTTPPort, h.Sidecar.GRPCPort
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -68,7 +41,7 @@ func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config, reminders d
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{rt: rt, sidecar: sc, redis: redis, scheduler: scheduler, lastCall: map[string]time.Time{}, deactivated: map[string]time.Time{}, changed: make(chan struct{})}
+	c := &cluster{rt: rt, sidecar: h.Sidecar, redis: h.Redis, scheduler: h.Scheduler, lastCall: map[string]time.Time{}, deactivated: map[string]time.Time{}, changed: make(chan struct{})}
 	rt.OnDeactivate(func(typ, id string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -76,14 +49,9 @@ func startCluster(t *testing.T, types []actor.Type, cfg dapr.Config, reminders d
 		close(c.changed)
 		c.changed = make(chan struct{})
 	})
-	srv := &http.Server{Handler: rt.Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		rt.Close()
-	})
-	sc.WaitHealthy(t, 60*time.Second)
-	placement.WaitHosts(t, types[0].Name, 1, 60*time.Second)
+	// Registered before Serve's cleanup, so it runs after the server closed.
+	t.Cleanup(func() { rt.Close() })
+	h.Serve(t, rt.Handler(), types[0].Name)
 	return c
 }
 

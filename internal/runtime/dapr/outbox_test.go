@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -49,23 +48,7 @@ func (l *loseAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
 // save daprd applied, but whose answer the app never got, are published by the
 // actor's next turn instead of being overwritten by that turn's outbox.
 func TestEventsOfASaveWhoseAnswerWasLost(t *testing.T) {
-	tools := daprtest.FindTools(t)
-	redis := daprtest.StartRedis(t)
-	placement := daprtest.StartPlacement(t, tools)
-	scheduler := daprtest.StartScheduler(t, tools)
-	res := daprtest.WriteComponents(t, redis.Addr, daprtest.SchedulerReminders)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := daprtest.StartSidecar(t, tools, daprtest.SidecarOptions{
-		AppID:         AppID,
-		AppPort:       ln.Addr().(*net.TCPAddr).Port,
-		PlacementAddr: placement.Addr,
-		SchedulerAddr: scheduler.Addr,
-		ResourcesDir:  res.Dir,
-		Config:        res.Config,
-	})
+	h := daprtest.StartActorHost(t, AppID, daprtest.SchedulerReminders)
 	emit := actor.Typed(func(ctx context.Context, t actor.Turn, name string) (int, error) {
 		if err := t.Set("last", name); err != nil {
 			return 0, err
@@ -73,7 +56,7 @@ func TestEventsOfASaveWhoseAnswerWasLost(t *testing.T) {
 		return 0, t.Publish(event.TopicTasks, name, map[string]string{"id": t.ActorID()})
 	})
 	rt, err := New(Config{
-		HTTPPort: sc.HTTPPort, GRPCPort: sc.GRPCPort,
+		HTTPPort: h.Sidecar.HTTPPort, GRPCPort: h.Sidecar.GRPCPort,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, []actor.Type{{Name: "Emitter", Methods: map[string]actor.Method{"Emit": emit}}})
 	if err != nil {
@@ -81,14 +64,9 @@ func TestEventsOfASaveWhoseAnswerWasLost(t *testing.T) {
 	}
 	lossy := &loseAnswer{base: rt.sc.http.Transport, path: "/v1.0/actors/Emitter/e1/state"}
 	rt.sc.http.Transport = lossy
-	srv := &http.Server{Handler: rt.Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		rt.Close()
-	})
-	sc.WaitHealthy(t, 60*time.Second)
-	placement.WaitHosts(t, "Emitter", 1, 60*time.Second)
+	// Registered before Serve's cleanup, so it runs after the server closed.
+	t.Cleanup(func() { rt.Close() })
+	h.Serve(t, rt.Handler(), "Emitter")
 
 	ctx := t.Context()
 	if _, err := rt.Invoke(ctx, "Emitter", "e1", "Emit", []byte(`"first"`)); err == nil {

@@ -24,7 +24,7 @@ type Placement struct {
 	Port        int
 	HealthzPort int
 
-	proc *process
+	*process // Stop, Kill, Exited, PID, Logs
 }
 
 // StartPlacement starts placement on free 127.0.0.1 ports (API, healthz and
@@ -49,28 +49,14 @@ func StartPlacement(t testing.TB, tools Tools) *Placement {
 				"--log-level", "info",
 			)
 		},
-		func(_ *process, ports []int) error {
-			return httpStatus("http://127.0.0.1:"+strconv.Itoa(ports[1])+"/healthz", http.StatusOK)
-		})
+		healthz(1))
 	return &Placement{
 		Addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 		Port:        ports[0],
 		HealthzPort: ports[1],
-		proc:        proc,
+		process:     proc,
 	}
 }
-
-// Stop shuts placement down and waits for it to exit.
-func (p *Placement) Stop() { p.proc.stop() }
-
-// Kill kills placement with SIGKILL and waits for it to exit.
-func (p *Placement) Kill() { p.proc.kill() }
-
-// PID is placement's process id.
-func (p *Placement) PID() int { return p.proc.cmd.Process.Pid }
-
-// Logs returns placement's output so far.
-func (p *Placement) Logs() string { return p.proc.out.String() }
 
 // PlacementHost is one sidecar in placement's table.
 type PlacementHost struct {
@@ -129,6 +115,14 @@ func (p *Placement) WaitHosts(t testing.TB, actorType string, n int, timeout tim
 	})
 	if err != nil {
 		t.Fatalf("placement: %v", err)
+	}
+}
+
+// healthz is a readiness check for start: the process answers 200 on
+// /healthz at ports[i].
+func healthz(i int) func(*process, []int) error {
+	return func(_ *process, ports []int) error {
+		return httpStatus("http://127.0.0.1:"+strconv.Itoa(ports[i])+"/healthz", http.StatusOK)
 	}
 }
 

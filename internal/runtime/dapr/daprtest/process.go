@@ -115,9 +115,9 @@ func (p *process) portTaken() bool {
 	return strings.Contains(strings.ToLower(p.out.String()), "address already in use")
 }
 
-// stop sends SIGTERM and waits for the process to exit, killing it after
+// Stop sends SIGTERM and waits for the process to exit, killing it after
 // stopTimeout. It is safe to call more than once and after the process exited.
-func (p *process) stop() {
+func (p *process) Stop() {
 	p.stopOnce.Do(func() {
 		select {
 		case <-p.done:
@@ -134,8 +134,9 @@ func (p *process) stop() {
 	})
 }
 
-// kill sends SIGKILL and waits for the process to be reaped.
-func (p *process) kill() {
+// Kill sends SIGKILL and waits for the process to be reaped: a crash, with no
+// graceful shutdown.
+func (p *process) Kill() {
 	p.stopOnce.Do(func() {})
 	select {
 	case <-p.done:
@@ -146,11 +147,20 @@ func (p *process) kill() {
 	<-p.done
 }
 
+// Exited is closed once the process has exited.
+func (p *process) Exited() <-chan struct{} { return p.done }
+
+// PID is the process id.
+func (p *process) PID() int { return p.cmd.Process.Pid }
+
+// Logs returns the process's output so far.
+func (p *process) Logs() string { return p.out.String() }
+
 // cleanup registers stopping the process at the end of the test and printing
 // its output when the test failed.
 func (p *process) cleanup(t testing.TB) {
 	t.Cleanup(func() {
-		p.stop()
+		p.Stop()
 		if t.Failed() {
 			p.logTo(t)
 		}
@@ -183,7 +193,7 @@ func start(t testing.TB, name string, nports int, timeout time.Duration,
 			p.cleanup(t)
 			return p, ports
 		}
-		p.kill()
+		p.Kill()
 		if p.portTaken() && attempt < startAttempts {
 			t.Logf("%s: a port was taken, retrying with others", name)
 			continue

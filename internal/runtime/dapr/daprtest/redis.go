@@ -20,7 +20,7 @@ type Redis struct {
 	Addr string
 	Port int
 
-	proc *process
+	*process // Stop, Kill, Exited, PID, Logs
 }
 
 // StartRedis starts redis-server on a free 127.0.0.1 port with persistence
@@ -45,20 +45,8 @@ func StartRedis(t testing.TB) *Redis {
 		func(_ *process, ports []int) error {
 			return redisPing(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
 		})
-	return &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), Port: ports[0], proc: proc}
+	return &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), Port: ports[0], process: proc}
 }
-
-// Stop shuts the server down and waits for it to exit.
-func (r *Redis) Stop() { r.proc.stop() }
-
-// Kill kills the server with SIGKILL and waits for it to exit.
-func (r *Redis) Kill() { r.proc.kill() }
-
-// PID is the server's process id.
-func (r *Redis) PID() int { return r.proc.cmd.Process.Pid }
-
-// Logs returns the server's output so far.
-func (r *Redis) Logs() string { return r.proc.out.String() }
 
 // Ping sends PING and reports an error unless the answer is PONG.
 func (r *Redis) Ping() error { return redisPing(r.Addr) }
@@ -101,29 +89,15 @@ func (r *Redis) Keys(pattern string) ([]string, error) {
 		return nil, err
 	}
 	rd := bufio.NewReader(conn)
-	line, err := readLine(rd)
+	n, err := readHeader(rd, '*')
 	if err != nil {
 		return nil, err
 	}
-	if len(line) == 0 || line[0] != '*' {
-		return nil, fmt.Errorf("redis answered KEYS with %q", line)
-	}
-	n, err := strconv.Atoi(line[1:])
-	if err != nil {
-		return nil, fmt.Errorf("redis answered KEYS with %q", line)
-	}
 	keys := make([]string, 0, n)
 	for range n {
-		head, err := readLine(rd)
+		size, err := readHeader(rd, '$')
 		if err != nil {
 			return nil, err
-		}
-		if len(head) == 0 || head[0] != '$' {
-			return nil, fmt.Errorf("redis sent %q in a KEYS answer", head)
-		}
-		size, err := strconv.Atoi(head[1:])
-		if err != nil || size < 0 {
-			return nil, fmt.Errorf("redis sent %q in a KEYS answer", head)
 		}
 		buf := make([]byte, size+2)
 		if _, err := io.ReadFull(rd, buf); err != nil {
@@ -135,6 +109,23 @@ func (r *Redis) Keys(pattern string) ([]string, error) {
 }
 
 // readLine reads one RESP line without its CRLF.
+// readHeader reads a RESP header line, kind ('*' array, '$' bulk string)
+// followed by a length, and returns the length.
+func readHeader(rd *bufio.Reader, kind byte) (int, error) {
+	line, err := readLine(rd)
+	if err != nil {
+		return 0, err
+	}
+	if len(line) == 0 || line[0] != kind {
+		return 0, fmt.Errorf("redis sent %q in a KEYS answer, want a %q header", line, kind)
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("redis sent %q in a KEYS answer", line)
+	}
+	return n, nil
+}
+
 func readLine(rd *bufio.Reader) (string, error) {
 	line, err := rd.ReadString('\n')
 	if err != nil {

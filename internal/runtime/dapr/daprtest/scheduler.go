@@ -31,7 +31,7 @@ type Scheduler struct {
 	// EtcdPort is the embedded etcd's client port; Jobs reads from it.
 	EtcdPort int
 
-	proc *process
+	*process // Stop, Kill, Exited, PID, Logs
 }
 
 // StartScheduler starts the scheduler on free 127.0.0.1 ports (API, healthz,
@@ -62,29 +62,15 @@ func StartScheduler(t testing.TB, tools Tools) *Scheduler {
 				"--log-level", "info",
 			)
 		},
-		func(_ *process, ports []int) error {
-			return httpStatus("http://127.0.0.1:"+strconv.Itoa(ports[1])+"/healthz", http.StatusOK)
-		})
+		healthz(1))
 	return &Scheduler{
 		Addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 		Port:        ports[0],
 		HealthzPort: ports[1],
 		EtcdPort:    ports[2],
-		proc:        proc,
+		process:     proc,
 	}
 }
-
-// Stop shuts the scheduler down and waits for it to exit.
-func (s *Scheduler) Stop() { s.proc.stop() }
-
-// Kill kills the scheduler with SIGKILL and waits for it to exit.
-func (s *Scheduler) Kill() { s.proc.kill() }
-
-// PID is the scheduler's process id.
-func (s *Scheduler) PID() int { return s.proc.cmd.Process.Pid }
-
-// Logs returns the scheduler's output so far.
-func (s *Scheduler) Logs() string { return s.proc.out.String() }
 
 // Jobs returns the names of the jobs the scheduler stores, in key order. An
 // actor reminder is the job

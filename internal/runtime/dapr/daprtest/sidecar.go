@@ -52,7 +52,7 @@ type Sidecar struct {
 	// forwarded to the sidecar hosting the actor).
 	InternalGRPCPort int
 
-	proc *process
+	*process // Stop, Kill, Exited, PID, Logs
 }
 
 // StartSidecar starts daprd with opts on free 127.0.0.1 ports and waits until
@@ -116,7 +116,7 @@ func StartSidecar(t testing.TB, tools Tools, opts SidecarOptions) *Sidecar {
 		HTTPPort:         ports[0],
 		GRPCPort:         ports[1],
 		InternalGRPCPort: ports[2],
-		proc:             proc,
+		process:          proc,
 	}
 }
 
@@ -135,27 +135,10 @@ func (s *Sidecar) GRPCAddr() string { return net.JoinHostPort("127.0.0.1", strco
 // timeout, or at once if daprd exited.
 func (s *Sidecar) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	err := s.proc.waitReady(timeout, func() error {
+	err := s.waitReady(timeout, func() error {
 		return httpStatus(s.HTTPURL()+"/v1.0/healthz", 204)
 	})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 }
-
-// Stop sends SIGTERM and waits for daprd to exit (it shuts down gracefully
-// within a few seconds, and is killed after 15).
-func (s *Sidecar) Stop() { s.proc.stop() }
-
-// Kill kills daprd with SIGKILL and waits for it to exit: a crash, with no
-// graceful deactivation of actors and no goodbye to placement.
-func (s *Sidecar) Kill() { s.proc.kill() }
-
-// Exited is closed once daprd has exited.
-func (s *Sidecar) Exited() <-chan struct{} { return s.proc.done }
-
-// PID is daprd's process id.
-func (s *Sidecar) PID() int { return s.proc.cmd.Process.Pid }
-
-// Logs returns daprd's output so far.
-func (s *Sidecar) Logs() string { return s.proc.out.String() }
