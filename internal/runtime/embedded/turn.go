@@ -67,9 +67,14 @@ func (c *change) empty() bool {
 }
 
 // load reads one state key from the store; a missing key is a nil value.
+//
+// The read ignores ctx's cancellation: a point read of a local file in WAL mode
+// never waits for a writer, and with a cancellable context database/sql and the
+// driver each start a goroutine per query to watch it, which under load was
+// thousands of goroutines a second.
 func (h *Host) load(ctx context.Context, k actorKey, key string) ([]byte, error) {
 	var b []byte
-	err := h.readState.QueryRowContext(ctx, k.typ, k.id, key).Scan(&b)
+	err := h.readState.QueryRowContext(context.WithoutCancel(ctx), k.typ, k.id, key).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
