@@ -1,5 +1,6 @@
 // Package dtworker runs durabletask-go's task hub worker (v0.5.0) over a
-// backend.Backend, with a shutdown that does not race.
+// backend.Backend, with a shutdown that does not race, and with work items run
+// on goroutines that are reused (see pooledExecutor).
 //
 // # The race it avoids
 //
@@ -40,6 +41,8 @@ type Worker struct {
 func Start(ctx context.Context, be backend.Backend, ex backend.Executor, log backend.Logger, parallelism int32) (*Worker, error) {
 	ctx = context.WithoutCancel(ctx)
 	g := &gate{Backend: be}
+	// Each of the two workers runs up to parallelism calls at once.
+	ex = &pooledExecutor{Executor: ex, pool: newStackPool(2 * int(parallelism))}
 	hub := backend.NewTaskHubWorker(g,
 		backend.NewOrchestrationWorker(g, ex, log, backend.WithMaxParallelism(parallelism)),
 		backend.NewActivityTaskWorker(g, ex, log, backend.WithMaxParallelism(parallelism)),
