@@ -113,6 +113,9 @@ type activation struct {
 	// cache maps a state key to its stored value; a nil value records that the key
 	// is absent. Only the turn holder touches it.
 	cache map[string][]byte
+	// complete reports that cache holds every stored key (see load), so that a
+	// key it lacks is absent. Only the turn holder touches it.
+	complete bool
 }
 
 // Open starts a host for the given actor types with its database in dir (created if
@@ -145,7 +148,7 @@ func Open(ctx context.Context, dir string, types []actor.Type, opts Options) (*H
 		h.closeDB()
 		return nil, err
 	}
-	if h.readState, err = reader.PrepareContext(ctx, `SELECT value FROM actor_state WHERE actor_type = ? AND actor_id = ? AND key = ?`); err != nil {
+	if h.readState, err = reader.PrepareContext(ctx, `SELECT key, value FROM actor_state WHERE actor_type = ? AND actor_id = ?`); err != nil {
 		h.closeDB()
 		return nil, fmt.Errorf("prepare state reads: %w", err)
 	}
@@ -253,7 +256,7 @@ func (h *Host) Deactivate(ctx context.Context, actorType, actorID string) (bool,
 	if a.refs == 0 {
 		delete(h.active, k)
 	}
-	a.cache = nil
+	a.cache, a.complete = nil, false
 	h.mu.Unlock()
 	<-a.turn
 	return was, nil
@@ -283,7 +286,7 @@ func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f fu
 
 	t := &turn{host: h, key: k, act: a, now: h.opts.Now()}
 	t.Cache = a.cache
-	t.Load = func(ctx context.Context, key string) ([]byte, error) { return h.load(ctx, k, key) }
+	t.Load = func(ctx context.Context, key string) ([]byte, error) { return h.load(ctx, k, a, key) }
 	if err := actor.Guard(h.log, k.typ, k.id, func() error { return f(t) }); err != nil {
 		return err
 	}
@@ -298,6 +301,7 @@ func (h *Host) inTurn(ctx context.Context, k actorKey, extra func(*change), f fu
 		// The outcome of a commit whose wait was cut short is unknown: forget the
 		// cache so that the next turn reads what is really stored.
 		clear(a.cache)
+		a.complete = false
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return errs.E(errs.Unavailable, "commit for actor %s/%s: %v", k.typ, k.id, err)
 		}

@@ -330,3 +330,72 @@ func TestNewDBFileSettings(t *testing.T) {
 		}
 	}
 }
+
+// An activation reads all of its actor's state at its first read: a key
+// deleted from the store behind the host's back afterwards is still seen, and
+// a key that was not stored stays absent without another read.
+func TestActivationReadsAllStateOnce(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	keys := actor.Type{
+		Name: "Keys",
+		Methods: map[string]actor.Method{
+			"Set": actor.Typed(func(ctx context.Context, t actor.Turn, kv [2]string) (struct{}, error) {
+				return struct{}{}, t.Set(kv[0], kv[1])
+			}),
+			"Get": actor.Typed(func(ctx context.Context, t actor.Turn, key string) (*string, error) {
+				var v string
+				if ok, err := t.Get(ctx, key, &v); err != nil || !ok {
+					return nil, err
+				}
+				return &v, nil
+			}),
+		},
+	}
+	h := openHost(t, dir, []actor.Type{keys}, Options{})
+	for _, kv := range [][2]string{{"a", "1"}, {"b", "2"}} {
+		if _, err := actor.Call[struct{}](ctx, h, "Keys", "k", "Set", kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Deactivate(ctx, "Keys", "k"); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(key string) *string {
+		t.Helper()
+		v, err := actor.Call[*string](ctx, h, "Keys", "k", "Get", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := get("a"); v == nil || *v != "1" {
+		t.Fatalf("a = %v, want 1", v)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM actor_state WHERE actor_id = 'k' AND key = 'b'`); err != nil {
+		t.Fatal(err)
+	}
+	if v := get("b"); v == nil || *v != "2" {
+		t.Fatalf("b = %v after the first read, want 2 (read with a)", v)
+	}
+	if v := get("c"); v != nil {
+		t.Fatalf("c = %q, want absent", *v)
+	}
+
+	// A new activation reads the store again.
+	if _, err := h.Deactivate(ctx, "Keys", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if v := get("b"); v != nil {
+		t.Fatalf("b = %q in a new activation, want absent (deleted)", *v)
+	}
+	if v := get("a"); v == nil || *v != "1" {
+		t.Fatalf("a = %v in a new activation, want 1", v)
+	}
+}

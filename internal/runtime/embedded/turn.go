@@ -2,9 +2,7 @@ package embedded
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,23 +64,49 @@ func (c *change) empty() bool {
 	return len(c.state) == 0 && len(c.reminders) == 0 && len(c.events) == 0
 }
 
-// load reads one state key from the store; a missing key is a nil value.
+// load returns a state key that the activation a of k has not cached. The
+// first read of an activation reads all of the actor's keys at once and caches
+// them, and from then on a key the cache lacks is absent without a read:
+// actors here have a few small keys and their methods read most of them, so
+// one query replaces one per key (a new task's actor used to cost two reads
+// that found nothing).
 //
-// The read ignores ctx's cancellation: a point read of a local file in WAL mode
+// The read ignores ctx's cancellation: a read of a local file in WAL mode
 // never waits for a writer, and with a cancellable context database/sql and the
 // driver each start a goroutine per query to watch it, which under load was
 // thousands of goroutines a second.
-func (h *Host) load(ctx context.Context, k actorKey, key string) ([]byte, error) {
-	var b []byte
-	err := h.readState.QueryRowContext(context.WithoutCancel(ctx), k.typ, k.id, key).Scan(&b)
-	if errors.Is(err, sql.ErrNoRows) {
+func (h *Host) load(ctx context.Context, k actorKey, a *activation, key string) ([]byte, error) {
+	if a.complete {
 		return nil, nil
 	}
+	rows, err := h.readState.QueryContext(context.WithoutCancel(ctx), k.typ, k.id)
 	if err != nil {
-		return nil, errs.E(errs.Unavailable, "read state %q of %s/%s: %v", key, k.typ, k.id, err)
+		return nil, errs.E(errs.Unavailable, "read state of %s/%s: %v", k.typ, k.id, err)
 	}
-	if b == nil {
-		b = []byte{} // stored but empty: keep it distinct from "absent"
+	defer rows.Close()
+	var found []byte
+	for rows.Next() {
+		var (
+			name string
+			b    []byte
+		)
+		if err := rows.Scan(&name, &b); err != nil {
+			return nil, errs.E(errs.Unavailable, "read state of %s/%s: %v", k.typ, k.id, err)
+		}
+		if b == nil {
+			b = []byte{} // stored but empty: keep it distinct from "absent"
+		}
+		if name == key {
+			found = b
+		}
+		// A key the cache holds already was committed by this activation.
+		if _, ok := a.cache[name]; !ok {
+			a.cache[name] = b
+		}
 	}
-	return b, nil
+	if err := rows.Err(); err != nil {
+		return nil, errs.E(errs.Unavailable, "read state of %s/%s: %v", k.typ, k.id, err)
+	}
+	a.complete = true
+	return found, nil
 }
