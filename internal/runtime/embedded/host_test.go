@@ -333,7 +333,8 @@ func TestNewDBFileSettings(t *testing.T) {
 
 // An activation reads all of its actor's state at its first read: a key
 // deleted from the store behind the host's back afterwards is still seen, and
-// a key that was not stored stays absent without another read.
+// a key that was not stored then stays absent, even once stored behind the
+// host's back, since nothing reads the store again.
 func TestActivationReadsAllStateOnce(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -378,8 +379,13 @@ func TestActivationReadsAllStateOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`DELETE FROM actor_state WHERE actor_id = 'k' AND key = 'b'`); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{
+		`DELETE FROM actor_state WHERE actor_id = 'k' AND key = 'b'`,
+		`INSERT INTO actor_state (actor_type, actor_id, key, value) VALUES ('Keys', 'k', 'c', '"3"')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if v := get("b"); v == nil || *v != "2" {
 		t.Fatalf("b = %v after the first read, want 2 (read with a)", v)
@@ -394,6 +400,9 @@ func TestActivationReadsAllStateOnce(t *testing.T) {
 	}
 	if v := get("b"); v != nil {
 		t.Fatalf("b = %q in a new activation, want absent (deleted)", *v)
+	}
+	if v := get("c"); v == nil || *v != "3" {
+		t.Fatalf("c = %v in a new activation, want 3 (stored)", v)
 	}
 	if v := get("a"); v == nil || *v != "1" {
 		t.Fatalf("a = %v in a new activation, want 1", v)
