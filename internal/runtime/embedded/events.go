@@ -13,6 +13,11 @@ import (
 	"github.com/taskagent/taskagent/internal/event"
 )
 
+// tailSize is how many of the newest events the log keeps in memory, so that
+// readers that keep up (event streams) read them there instead of querying
+// the table after every commit.
+const tailSize = 4096
+
 // eventLog reads the events table, which turns append to in their commits. Readers
 // that have caught up wait on a channel that is closed, and replaced, whenever a
 // commit adds events: no polling.
@@ -26,6 +31,11 @@ type eventLog struct {
 	mu      sync.Mutex
 	changed chan struct{}
 	closed  bool
+	// tail holds the newest committed events, in id order. Ids have no gaps
+	// (the committer numbers events one by one), so every event after
+	// tail[0].ID-1 is in it. It holds at least the last tailSize, and at most
+	// twice that before it is cut back.
+	tail []event.Event
 }
 
 func newEventLog(ctx context.Context, db *sql.DB) (*eventLog, error) {
@@ -40,14 +50,49 @@ func newEventLog(ctx context.Context, db *sql.DB) (*eventLog, error) {
 	return l, nil
 }
 
-func (l *eventLog) advance(last int64) {
-	l.last.Store(last)
+// advance records committed events, the newest of which is last, and wakes
+// the readers waiting for them.
+func (l *eventLog) advance(evs []event.Event, last int64) {
 	l.mu.Lock()
+	l.tail = append(l.tail, evs...)
+	if len(l.tail) > 2*tailSize {
+		l.tail = append([]event.Event(nil), l.tail[len(l.tail)-tailSize:]...)
+	}
+	l.last.Store(last)
 	if !l.closed {
 		close(l.changed)
 		l.changed = make(chan struct{})
 	}
 	l.mu.Unlock()
+}
+
+// trimmed forgets the events up to id, which were deleted from the table.
+func (l *eventLog) trimmed(id int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tail) > 0 && l.tail[0].ID <= id {
+		n := min(int(id-l.tail[0].ID+1), len(l.tail))
+		l.tail = append([]event.Event(nil), l.tail[n:]...)
+	}
+}
+
+// fromTail returns what Read would, when the tail holds every event after
+// after; ok is false when it does not.
+func (l *eventLog) fromTail(topic string, after int64, limit int) (evs []event.Event, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tail) == 0 || after < l.tail[0].ID-1 {
+		return nil, len(l.tail) == 0 && after >= l.last.Load()
+	}
+	for _, e := range l.tail[min(int(after-l.tail[0].ID+1), len(l.tail)):] {
+		if len(evs) == limit {
+			break
+		}
+		if topic == "" || e.Topic == topic {
+			evs = append(evs, e)
+		}
+	}
+	return evs, true
 }
 
 func (l *eventLog) close() {
@@ -68,7 +113,8 @@ type EventLog struct{ l *eventLog }
 func (e *EventLog) Last() int64 { return e.l.last.Load() }
 
 // Read returns up to limit events with an id greater than after, oldest first, on
-// topic, or on every topic when topic is "".
+// topic, or on every topic when topic is "". The events' Data may be shared
+// with other readers: it must not be modified.
 func (e *EventLog) Read(ctx context.Context, topic string, after int64, limit int) ([]event.Event, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -79,9 +125,17 @@ func (e *EventLog) Read(ctx context.Context, topic string, after int64, limit in
 	if closed {
 		return nil, errs.E(errs.Unavailable, "event log is closed")
 	}
-	stmt, args := e.l.readAll, []any{after, limit}
+	if evs, ok := e.l.fromTail(topic, after, limit); ok {
+		return evs, nil
+	}
+	return e.l.readTable(ctx, topic, after, limit)
+}
+
+// readTable is Read from the events table.
+func (l *eventLog) readTable(ctx context.Context, topic string, after int64, limit int) ([]event.Event, error) {
+	stmt, args := l.readAll, []any{after, limit}
 	if topic != "" {
-		stmt, args = e.l.readTopic, []any{topic, after, limit}
+		stmt, args = l.readTopic, []any{topic, after, limit}
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {

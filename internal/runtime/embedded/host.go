@@ -25,6 +25,7 @@ import (
 
 	"github.com/taskagent/taskagent/internal/actor"
 	"github.com/taskagent/taskagent/internal/errs"
+	"github.com/taskagent/taskagent/internal/event"
 )
 
 // Options tune a Host. The zero value of each field means its default.
@@ -334,15 +335,17 @@ func (h *Host) release(k actorKey, a *activation) {
 
 // committed runs in the committer, in commit order, after a transaction is durable.
 func (h *Host) committed(changes []*change) {
-	var last int64
+	var evs []event.Event
 	for _, ch := range changes {
 		h.sched.applied(ch)
-		if n := len(ch.events); n > 0 {
-			last = ch.firstEventID + int64(n) - 1
+		source := ch.actorType + "/" + ch.actorID
+		for i, e := range ch.events {
+			evs = append(evs, event.Event{ID: ch.firstEventID + int64(i), Topic: e.topic, Type: e.typ,
+				Time: e.time, Source: source, Data: e.data})
 		}
 	}
-	if last > 0 {
-		h.events.advance(last)
+	if len(evs) > 0 {
+		h.events.advance(evs, evs[len(evs)-1].ID)
 	}
 }
 
@@ -404,7 +407,11 @@ func (h *Host) trimBatch(ctx context.Context, cutoff int64, limit int) (int64, e
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	h.events.trimmed(through.Int64)
+	return n, nil
 }
 
 // reapIdle deactivates actors idle for longer than the idle timeout.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -407,4 +408,75 @@ func TestActivationReadsAllStateOnce(t *testing.T) {
 	if v := get("a"); v == nil || *v != "1" {
 		t.Fatalf("a = %v in a new activation, want 1", v)
 	}
+}
+
+// Reads served from the log's in-memory tail return what the table would,
+// for every topic, cursor and limit, and before and after the tail is cut
+// back and trimmed.
+func TestEventTailMatchesTable(t *testing.T) {
+	pub := actor.Type{
+		Name: "Pub",
+		Methods: map[string]actor.Method{
+			"Publish": actor.Typed(func(ctx context.Context, t actor.Turn, n int) (struct{}, error) {
+				for i := range n {
+					topic := []string{"a", "b", "b"}[i%3]
+					if err := t.Publish(topic, "pub.event", map[string]int{"i": i}); err != nil {
+						return struct{}{}, err
+					}
+				}
+				return struct{}{}, nil
+			}),
+		},
+	}
+	h := openHost(t, t.TempDir(), []actor.Type{pub}, Options{})
+	ctx := t.Context()
+	l := h.Events().l
+	check := func(when string) {
+		t.Helper()
+		last := l.last.Load()
+		for _, topic := range []string{"", "a", "b", "none"} {
+			for _, after := range []int64{0, 1, last - tailSize - 1, last - tailSize, last - 100, last - 1, last, last + 5} {
+				for _, limit := range []int{1, 7, 1000} {
+					tail, ok := l.fromTail(topic, after, limit)
+					if !ok {
+						continue
+					}
+					table, err := l.readTable(ctx, topic, after, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(tail) != len(table) {
+						t.Fatalf("%s: topic %q after %d limit %d: %d events from the tail, %d from the table", when, topic, after, limit, len(tail), len(table))
+					}
+					for i := range tail {
+						a, b := tail[i], table[i]
+						if a.ID != b.ID || a.Topic != b.Topic || a.Type != b.Type || !a.Time.Equal(b.Time) ||
+							a.Source != b.Source || string(a.Data) != string(b.Data) {
+							t.Fatalf("%s: topic %q after %d: event %d is %+v from the tail, %+v from the table", when, topic, after, i, a, b)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, n := range []int{10, 3000, 3000, 3000} {
+		if _, err := actor.Call[struct{}](ctx, h, "Pub", "p", "Publish", n); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("after %d events", l.last.Load()))
+	}
+	if len(l.tail) > 2*tailSize || len(l.tail) < tailSize {
+		t.Errorf("tail holds %d events, want %d to %d", len(l.tail), tailSize, 2*tailSize)
+	}
+	if _, ok := l.fromTail("", 0, 10); ok {
+		t.Error("the tail claims the first events, which it has dropped")
+	}
+	through := l.tail[0].ID + 50
+	if _, err := h.trimBatch(ctx, time.Now().Add(time.Hour).UnixNano(), int(through)); err != nil {
+		t.Fatal(err)
+	}
+	if l.tail[0].ID != through+1 {
+		t.Fatalf("after trimming through %d the tail starts at %d", through, l.tail[0].ID)
+	}
+	check("after a trim")
 }
