@@ -162,11 +162,13 @@ func (b *Backend) commitBatch(batch []*op) {
 			}
 		}
 		b.mu.Unlock()
+		// Counted before the callers return, so that what they read in
+		// Stats includes their own commit.
+		b.batches.Add(1)
+		b.committed.Add(int64(len(batch)))
 		for _, o := range batch {
 			close(o.done)
 		}
-		b.batches.Add(1)
-		b.committed.Add(int64(len(batch)))
 		return
 	}
 	if len(batch) == 1 {
