@@ -47,3 +47,22 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		t.Fatalf("got %v, want both chat-history and log-format named", err)
 	}
 }
+
+// The embedded runtime doubles the processors Go chose, unless GOMAXPROCS is
+// set in the environment, which Go has then applied already.
+func TestEmbeddedProcs(t *testing.T) {
+	for _, c := range []struct {
+		env   string
+		procs int
+		want  int
+		ok    bool
+	}{
+		{"", 2, 4, true},
+		{"", 1, 2, true},
+		{"3", 3, 0, false},
+	} {
+		if n, ok := embeddedProcs(c.env, c.procs); n != c.want || ok != c.ok {
+			t.Errorf("embeddedProcs(%q, %d) = %d, %v; want %d, %v", c.env, c.procs, n, ok, c.want, c.ok)
+		}
+	}
+}
