@@ -250,7 +250,7 @@ func (b *Backend) openStore(ctx context.Context, path string) error {
 // createSchema brings a file of the given schema version (0: new) to
 // schemaVersion in one transaction, so that a crash leaves it as it was or
 // wholly migrated.
-func createSchema(ctx context.Context, conn *sql.Conn, version int) (err error) {
+func createSchema(ctx context.Context, conn *sql.Conn, version int) error {
 	old := func(before int) bool { return version > 0 && version < before }
 	var stmts []string
 	if old(3) {
