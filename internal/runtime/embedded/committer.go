@@ -156,37 +156,43 @@ func (c *committer) run() {
 	linger := time.NewTimer(commitLinger)
 	linger.Stop()
 	for req := range c.requests {
-		batch = append(batch[:0], req)
-	fill:
-		for len(batch) < c.maxBatch {
-			select {
-			case r, ok := <-c.requests:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = c.gather(append(batch[:0], req), nil)
 		if len(batch) > 1 {
 			linger.Reset(commitLinger)
-		more:
-			for len(batch) < c.maxBatch {
-				select {
-				case r, ok := <-c.requests:
-					if !ok {
-						break more
-					}
-					batch = append(batch, r)
-				case <-linger.C:
-					break more
-				}
-			}
+			batch = c.gather(batch, linger.C)
 			linger.Stop()
 		}
 		c.commitBatch(batch)
 	}
+}
+
+// gather adds requests to batch until it is full or the requests end, and,
+// with until nil, until none is waiting, or else until until fires.
+func (c *committer) gather(batch []commitRequest, until <-chan time.Time) []commitRequest {
+	for len(batch) < c.maxBatch {
+		var (
+			r  commitRequest
+			ok bool
+		)
+		if until == nil {
+			select {
+			case r, ok = <-c.requests:
+			default:
+				return batch
+			}
+		} else {
+			select {
+			case r, ok = <-c.requests:
+			case <-until:
+				return batch
+			}
+		}
+		if !ok {
+			return batch
+		}
+		batch = append(batch, r)
+	}
+	return batch
 }
 
 func (c *committer) commitBatch(batch []commitRequest) {
