@@ -17,8 +17,10 @@ type change struct {
 	reminders          []reminderWrite
 	events             []eventWrite
 
-	// Filled in by the committer: the ids the events got.
+	// Filled in by the committer for the events: the id of the first (the
+	// others follow it) and their source, "type/id".
 	firstEventID int64
+	source       string
 }
 
 type stateWrite struct {
@@ -270,10 +272,12 @@ func (c *committer) write(changes []*change) (err error) {
 			}
 		}
 		ch.firstEventID = nextID
-		source := ch.actorType + "/" + ch.actorID
+		if len(ch.events) > 0 {
+			ch.source = ch.actorType + "/" + ch.actorID
+		}
 		for _, e := range ch.events {
 			_, err = tx.StmtContext(ctx, c.stmt.insertEvent).ExecContext(ctx,
-				nextID, e.topic, e.typ, e.time.UnixNano(), source, e.data)
+				nextID, e.topic, e.typ, e.time.UnixNano(), ch.source, e.data)
 			if err != nil {
 				return fmt.Errorf("append event %s: %w", e.typ, err)
 			}

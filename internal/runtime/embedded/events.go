@@ -50,15 +50,15 @@ func newEventLog(ctx context.Context, db *sql.DB) (*eventLog, error) {
 	return l, nil
 }
 
-// advance records committed events, the newest of which is last, and wakes
-// the readers waiting for them.
-func (l *eventLog) advance(evs []event.Event, last int64) {
+// advance records committed events, oldest first, and wakes the readers
+// waiting for them.
+func (l *eventLog) advance(evs []event.Event) {
 	l.mu.Lock()
 	l.tail = append(l.tail, evs...)
 	if len(l.tail) > 2*tailSize {
 		l.tail = append([]event.Event(nil), l.tail[len(l.tail)-tailSize:]...)
 	}
-	l.last.Store(last)
+	l.last.Store(evs[len(evs)-1].ID)
 	if !l.closed {
 		close(l.changed)
 		l.changed = make(chan struct{})

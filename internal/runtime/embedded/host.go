@@ -338,14 +338,13 @@ func (h *Host) committed(changes []*change) {
 	var evs []event.Event
 	for _, ch := range changes {
 		h.sched.applied(ch)
-		source := ch.actorType + "/" + ch.actorID
 		for i, e := range ch.events {
 			evs = append(evs, event.Event{ID: ch.firstEventID + int64(i), Topic: e.topic, Type: e.typ,
-				Time: e.time, Source: source, Data: e.data})
+				Time: e.time, Source: ch.source, Data: e.data})
 		}
 	}
 	if len(evs) > 0 {
-		h.events.advance(evs, evs[len(evs)-1].ID)
+		h.events.advance(evs)
 	}
 }
 

@@ -274,7 +274,7 @@ func createSchema(ctx context.Context, conn *sql.Conn, version int) error {
 	stmts = append(stmts, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 
 	what := "create schema"
-	if version > 0 && version < schemaVersion {
+	if old(schemaVersion) {
 		what = fmt.Sprintf("migrate schema version %d to %d", version, schemaVersion)
 	}
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
