@@ -49,7 +49,8 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 }
 
 // The embedded runtime doubles the processors Go chose, unless GOMAXPROCS is
-// set in the environment, which Go has then applied already.
+// set in the environment, which Go has then applied already; like Go, it
+// ignores a value that is not a whole number above 0.
 func TestEmbeddedProcs(t *testing.T) {
 	for _, c := range []struct {
 		env   string
@@ -60,6 +61,8 @@ func TestEmbeddedProcs(t *testing.T) {
 		{"", 2, 4, true},
 		{"", 1, 2, true},
 		{"3", 3, 0, false},
+		{"abc", 2, 4, true},
+		{"0", 2, 4, true},
 	} {
 		if n, ok := embeddedProcs(c.env, c.procs); n != c.want || ok != c.ok {
 			t.Errorf("embeddedProcs(%q, %d) = %d, %v; want %d, %v", c.env, c.procs, n, ok, c.want, c.ok)

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/microsoft/durabletask-go/task"
@@ -64,7 +65,12 @@ type system struct {
 func serve(ctx context.Context, cfg Config, _ io.Writer, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	if cfg.Runtime == "embedded" {
-		if n, ok := embeddedProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); ok {
+		env := os.Getenv("GOMAXPROCS")
+		n, ok := embeddedProcs(env, runtime.GOMAXPROCS(0))
+		if ok && env != "" {
+			log.Warn("GOMAXPROCS is not a whole number above 0; Go ignores it", "GOMAXPROCS", env)
+		}
+		if ok {
 			runtime.GOMAXPROCS(n)
 			log.Info("GOMAXPROCS is twice the processors Go chose, as the embedded stores wait in fsync; the GOMAXPROCS environment variable overrides it", "gomaxprocs", n)
 		}
@@ -194,7 +200,8 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 
 // embeddedProcs returns the GOMAXPROCS the embedded runtime serves with: twice
 // what Go chose (procs), unless the GOMAXPROCS environment variable (env) sets
-// it, in which case ok is false.
+// it, in which case ok is false. Like Go, it ignores a value that is not a
+// whole number above 0.
 //
 // The embedded stores' committers wait in fsync for most of each commit. Go
 // hands the processor of a goroutine blocked in a system call to another
@@ -207,7 +214,7 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 // the cores out instead; completed workflows per second rose by 8–17 % (9
 // alternating pairs of runs, 8 won; docs/performance.md).
 func embeddedProcs(env string, procs int) (n int, ok bool) {
-	if env != "" {
+	if n, err := strconv.Atoi(env); err == nil && n > 0 {
 		return 0, false
 	}
 	return 2 * procs, true
