@@ -162,8 +162,10 @@ func (c Config) Validate() error {
 		if c.DaprReminderPartitions < 0 || c.DaprReminderPartitions > 100_000 {
 			problems = append(problems, fmt.Errorf("dapr-reminder-partitions %d is not between 0 and 100000", c.DaprReminderPartitions))
 		}
-		if c.DaprReminderRetry < 100*time.Millisecond {
-			problems = append(problems, fmt.Errorf("dapr-reminder-retry %v is under 100ms", c.DaprReminderRetry))
+		// A retry that comes due while Dapr 1.14.0's Scheduler deletes the
+		// reminder can stop the Scheduler's job queue (docs/deploy.md).
+		if c.DaprReminderRetry < time.Second {
+			problems = append(problems, fmt.Errorf("dapr-reminder-retry %v is under 1s, which risks Dapr 1.14.0's Scheduler stopping (see Troubleshooting in docs/deploy.md)", c.DaprReminderRetry))
 		}
 	default:
 		problems = append(problems, fmt.Errorf("runtime %q is not embedded or dapr", c.Runtime))

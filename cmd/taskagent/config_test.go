@@ -48,6 +48,22 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestDaprReminderRetryFloor(t *testing.T) {
+	env := map[string]string{"DAPR_HTTP_PORT": "3500", "DAPR_GRPC_PORT": "50001"}
+	getenv := func(k string) string { return env[k] }
+	_, err := parseServeConfig([]string{"--runtime", "dapr", "--dapr-reminder-retry", "300ms"}, getenv, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "dapr-reminder-retry") {
+		t.Fatalf("a 300ms retry: got %v, want an error naming dapr-reminder-retry", err)
+	}
+	cfg, err := parseServeConfig([]string{"--runtime", "dapr", "--dapr-reminder-retry", "1s"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatalf("a 1s retry: %v", err)
+	}
+	if cfg.DaprReminderRetry != time.Second {
+		t.Fatalf("retry = %v, want 1s", cfg.DaprReminderRetry)
+	}
+}
+
 // The embedded runtime doubles the processors Go chose, unless GOMAXPROCS is
 // set in the environment, which Go has then applied already; like Go, it
 // ignores a value that is not a whole number above 0.
