@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -297,21 +298,42 @@ func TestRunFindsDuplicateReminders(t *testing.T) {
 
 func TestRunInterrupted(t *testing.T) {
 	cfg := fakeConfig("")
-	cfg.DeadlineSpread = 5 * time.Second
+	// The deadlines are up to a minute away, so the run is still waiting for
+	// reminders when it is interrupted.
+	cfg.DeadlineSpread = time.Minute
 	_, srv := newFakeServer(t, FailAssignees(cfg.Users, cfg.FailShare))
 	cfg.URL = srv.URL
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	cfg = cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(cfg, io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
-	rep, err := Run(ctx, cfg, nil)
+	// Interrupt the run once it has seen every workflow accepted and finished
+	// (a workflow's events can arrive before its POST's answer).
+	interrupted := make(chan time.Time, 1)
+	go func() {
+		defer cancel()
+		defer func() { interrupted <- time.Now() }()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			r.mu.Lock()
+			all := r.accepted == cfg.Tasks && r.finished == cfg.Tasks
+			r.mu.Unlock()
+			if all {
+				return
+			}
+		}
+	}()
+	rep, err := r.run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	if d := time.Since(<-interrupted); d > 10*time.Second {
 		t.Errorf("an interrupted run took %v to stop", d)
 	}
-	if !rep.Interrupted || rep.Accepted != 60 || rep.Finished != 60 {
-		t.Errorf("interrupted %v, accepted %d, finished %d; want true, 60, 60", rep.Interrupted, rep.Accepted, rep.Finished)
+	if !rep.Interrupted || rep.Accepted != cfg.Tasks || rep.Finished != cfg.Tasks {
+		t.Errorf("interrupted %v, accepted %d, finished %d; want true, %d, %d", rep.Interrupted, rep.Accepted, rep.Finished, cfg.Tasks, cfg.Tasks)
 	}
 	if err := rep.Check(); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("check = %v, want the interruption named", err)
