@@ -90,10 +90,10 @@ func (c *cluster) deactivate(ctx context.Context, typ, id string) error {
 // of Dapr 1.14.0 is still deleting it, its job queue (go-etcd-cron v0.2.3) can
 // leave the job's lock held with no holder, and the queue's event loop then
 // waits for that lock for good: no reminder registered afterwards fires. With
-// 300 ms this stopped the suite's reminders in 2 of about 20 runs of the whole
-// test suite on a loaded machine (a goroutine dump of the scheduler showed the
-// loop waiting for the lock of the deleted reminder's job). Two seconds keeps
-// the retry far from the delete; FailingReminderIsRetried takes about 4 s.
+// 300 ms this stopped the suite's reminders in 3 of 13 runs of the whole test
+// suite (a goroutine dump of the scheduler showed the loop waiting for the lock
+// of the deleted reminder's job). Two seconds keeps the retry far from the
+// delete; FailingReminderIsRetried takes about 4 s.
 const reminderRetry = 2 * time.Second
 
 // TestContract runs the contract suite with reminders in the Scheduler
