@@ -485,6 +485,53 @@ func TestTerminateAndPurge(t *testing.T) {
 	}
 }
 
+// A finished instance's history is committed before the in-memory cache
+// forgets the instance, so for a moment the cache still holds the history of
+// its last turn but one. Only the lock holder, whose turn cannot commit
+// meanwhile, may read the cache: a purge that read it there saw a running
+// instance that the store already showed as terminated.
+func TestRuntimeStateWithoutLockComesFromStore(t *testing.T) {
+	be := openTest(t)
+	client, _ := startWorker(t, be, newRegistry(t, func(r *task.TaskRegistry) error {
+		return r.AddOrchestratorN("Sleeper", func(ctx *task.OrchestrationContext) (any, error) {
+			return nil, ctx.CreateTimer(time.Hour).Await(nil)
+		})
+	}))
+	ctx := testCtx(t, 10*time.Second)
+	id, err := client.ScheduleNewOrchestration(ctx, "Sleeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running []*backend.HistoryEvent
+	waitFor(t, 5*time.Second, "the timer to be scheduled", func() bool {
+		h, err := be.History(ctx, id)
+		if err != nil || len(h) == 0 || h[len(h)-1].GetTimerCreated() == nil {
+			return false
+		}
+		running = h
+		return true
+	})
+	if err := client.TerminateOrchestration(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, be, id, 10*time.Second)
+	// The moment between the terminating turn's commit and the cache update.
+	be.mu.Lock()
+	be.cache.put(string(id), running)
+	be.mu.Unlock()
+
+	state, err := be.GetOrchestrationRuntimeState(ctx, &backend.OrchestrationWorkItem{InstanceID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !state.IsCompleted() {
+		t.Errorf("runtime state without the lock: %v, want the stored, terminated one", state.RuntimeStatus())
+	}
+	if err := client.PurgeOrchestrationState(ctx, id); err != nil {
+		t.Fatalf("purge of the terminated instance: %v", err)
+	}
+}
+
 func TestDelayedStart(t *testing.T) {
 	be := openTest(t)
 	client, _ := startWorker(t, be, newRegistry(t, func(r *task.TaskRegistry) error {

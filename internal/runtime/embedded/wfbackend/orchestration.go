@@ -334,8 +334,11 @@ func (b *Backend) lockNextInstanceLocked() (*backend.OrchestrationWorkItem, []*b
 }
 
 // GetOrchestrationRuntimeState implements backend.Backend. It serves the
-// history from the cache when it can and otherwise reads the database; the
-// state of an unknown instance is empty.
+// history from the cache to the holder of the instance's lock when it can,
+// and otherwise reads the database; the state of an unknown instance is
+// empty. Anyone else reads the database: a turn's commit is visible there
+// before the cache catches up, so the cache could show them an older state
+// than the store (a terminated instance as running, to a purge).
 func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.OrchestrationWorkItem) (*backend.OrchestrationRuntimeState, error) {
 	if err := b.usable(); err != nil {
 		return nil, err
@@ -345,7 +348,11 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	}
 	id := string(wi.InstanceID)
 	b.mu.Lock()
-	history, ok := b.cache.get(id)
+	var history []*backend.HistoryEvent
+	ok := false
+	if b.holdsLockLocked(id, wi.LockedBy) {
+		history, ok = b.cache.get(id)
+	}
 	b.mu.Unlock()
 	if ok {
 		return backend.NewOrchestrationRuntimeState(wi.InstanceID, history), nil
@@ -360,12 +367,19 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	// instance: the cache vouches for instances that take events.
 	if !state.IsCompleted() && len(history) > 0 {
 		b.mu.Lock()
-		if inst := b.instances[id]; inst != nil && inst.locked && inst.token == wi.LockedBy {
+		if b.holdsLockLocked(id, wi.LockedBy) {
 			b.cache.put(id, history)
 		}
 		b.mu.Unlock()
 	}
 	return state, nil
+}
+
+// holdsLockLocked reports whether token is the lock of instance id's current
+// work item. b.mu must be held.
+func (b *Backend) holdsLockLocked(id, token string) bool {
+	inst := b.instances[id]
+	return inst != nil && inst.locked && token != "" && inst.token == token
 }
 
 func (b *Backend) readHistory(ctx context.Context, id string) ([]*backend.HistoryEvent, error) {
