@@ -241,7 +241,7 @@ func (b *Backend) applyEffectsLocked(eff *effects, now time.Time) {
 	}
 	var turnInst *instance
 	if t := eff.turn; t != nil {
-		if inst := b.instances[t.instanceID]; inst != nil && inst.locked && inst.token == t.token {
+		if inst := b.lockedByLocked(t.instanceID, t.token); inst != nil {
 			inst.locked, inst.token, inst.inflight, inst.retries = false, "", nil, 0
 			turnInst = inst
 			if t.terminal {

@@ -350,7 +350,7 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	b.mu.Lock()
 	var history []*backend.HistoryEvent
 	ok := false
-	if b.holdsLockLocked(id, wi.LockedBy) {
+	if b.lockedByLocked(id, wi.LockedBy) != nil {
 		history, ok = b.cache.get(id)
 	}
 	b.mu.Unlock()
@@ -367,7 +367,7 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	// instance: the cache vouches for instances that take events.
 	if !state.IsCompleted() && len(history) > 0 {
 		b.mu.Lock()
-		if b.holdsLockLocked(id, wi.LockedBy) {
+		if b.lockedByLocked(id, wi.LockedBy) != nil {
 			b.cache.put(id, history)
 		}
 		b.mu.Unlock()
@@ -375,11 +375,14 @@ func (b *Backend) GetOrchestrationRuntimeState(ctx context.Context, wi *backend.
 	return state, nil
 }
 
-// holdsLockLocked reports whether token is the lock of instance id's current
-// work item. b.mu must be held.
-func (b *Backend) holdsLockLocked(id, token string) bool {
-	inst := b.instances[id]
-	return inst != nil && inst.locked && token != "" && inst.token == token
+// lockedByLocked returns instance id if token is the lock of its current work
+// item, and nil otherwise. A locked instance's token is never empty. b.mu must
+// be held.
+func (b *Backend) lockedByLocked(id, token string) *instance {
+	if inst := b.instances[id]; inst != nil && inst.locked && inst.token == token {
+		return inst
+	}
+	return nil
 }
 
 func (b *Backend) readHistory(ctx context.Context, id string) ([]*backend.HistoryEvent, error) {
@@ -468,8 +471,8 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 	}
 	id := string(wi.InstanceID)
 	b.mu.Lock()
-	inst := b.instances[id]
-	if inst == nil || !inst.locked || inst.token != wi.LockedBy {
+	inst := b.lockedByLocked(id, wi.LockedBy)
+	if inst == nil {
 		b.mu.Unlock()
 		return backend.ErrWorkItemLockLost
 	}
@@ -519,8 +522,7 @@ func (b *Backend) CompleteOrchestrationWorkItem(ctx context.Context, wi *backend
 
 	return b.submit(ctx, &op{run: func(tx *txn, eff *effects) error {
 		b.mu.Lock()
-		inst := b.instances[id]
-		held := inst != nil && inst.locked && inst.token == wi.LockedBy
+		held := b.lockedByLocked(id, wi.LockedBy) != nil
 		b.mu.Unlock()
 		if !held || tx.changed[id] {
 			return reject(backend.ErrWorkItemLockLost)
@@ -720,8 +722,8 @@ func (b *Backend) AbandonOrchestrationWorkItem(ctx context.Context, wi *backend.
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	inst := b.instances[string(wi.InstanceID)]
-	if inst == nil || !inst.locked || inst.token != wi.LockedBy {
+	inst := b.lockedByLocked(string(wi.InstanceID), wi.LockedBy)
+	if inst == nil {
 		return backend.ErrWorkItemLockLost
 	}
 	inst.pending = append(inst.inflight, inst.pending...)
